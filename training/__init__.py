@@ -1,0 +1,1 @@
+"""Training: data, models, fitting, evaluation and ONNX export (needs qc[train])."""
