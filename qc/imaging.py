@@ -115,7 +115,7 @@ def _check_header(data: bytes, name: str, max_pixels: int) -> None:
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:
-        raise ImageError(f"{name}: image dimensions are implausibly large ({exc})") from exc
+        raise ImageError(f"{name}: image is over the {max_pixels:,}-pixel limit ({exc})") from exc
     except Exception as exc:  # Pillow raises many types for bad headers
         raise ImageError(f"{name}: not a readable image ({type(exc).__name__}: {exc})") from exc
     if _is_truncated_jpeg(data):
@@ -159,14 +159,14 @@ def _interpolation(src_hw: tuple[int, int], dst_hw: tuple[int, int]) -> int:
     return cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
 
 
-def resize(image: np.ndarray, prep: Preprocessing) -> np.ndarray:
-    """Resize an RGB uint8 image to the model input size by the given policy."""
+def resize(image: np.ndarray, prep: Preprocessing, pad: int = PAD_VALUE) -> np.ndarray:
+    """Resize an (H, W, C) uint8 image to the model input size by the given policy."""
     w, h = prep.size
     src_hw = image.shape[:2]
     if prep.resize == "stretch":
         return cv2.resize(image, (w, h), interpolation=_interpolation(src_hw, (h, w)))
     x, y, bw, bh = letterbox_geometry(src_hw, prep.size)
-    canvas = np.full((h, w, 3), PAD_VALUE, dtype=np.uint8)
+    canvas = np.full((h, w) + image.shape[2:], pad, dtype=np.uint8)
     canvas[y : y + bh, x : x + bw] = cv2.resize(
         image, (bw, bh), interpolation=_interpolation(src_hw, (bh, bw))
     )

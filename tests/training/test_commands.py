@@ -1,0 +1,71 @@
+"""`qc train`, `qc evaluate` and `qc split` through the CLI."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from qc.cli import cli
+from qc.modelpack import read_info
+
+
+def test_train_cli_writes_model_and_prints_time(tiny_dataset, tmp_path):
+    out = tmp_path / "m.onnx"
+    result = CliRunner().invoke(cli, [
+        "train", str(tiny_dataset), "--out", str(out), "--size", "32x48", "--epochs", "1",
+        "--batch-size", "8", "--val-fraction", "0.34", "--product", "Flange A", "--threads", "2",
+        "--target-recall", "0.9",
+    ])
+    assert result.exit_code == 0, result.output
+    assert "training time:" in result.output and "validation:" in result.output
+    info = read_info(out)
+    assert info.product == "Flange A" and info.input_size == (32, 48)
+    assert info.metrics["threshold"]["target"] == 0.9
+
+
+def test_train_cli_explains_missing_images(tmp_path):
+    (tmp_path / "good").mkdir()
+    result = CliRunner().invoke(cli, ["train", str(tmp_path), "--out", str(tmp_path / "m.onnx")])
+    assert result.exit_code != 0
+    assert "too few images" in result.output and "need at least" in result.output
+
+
+def test_train_cli_rejects_bad_size(tiny_dataset, tmp_path):
+    result = CliRunner().invoke(cli, ["train", str(tiny_dataset), "--out", "m.onnx",
+                                      "--size", "huge"])
+    assert result.exit_code == 2 and "width x height" in result.output
+
+
+def test_evaluate_writes_json_and_html(trained_model, tiny_dataset, tmp_path):
+    out = tmp_path / "report"
+    result = CliRunner().invoke(cli, ["evaluate", str(trained_model.path), str(tiny_dataset),
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    metrics = summary["metrics"]
+    assert metrics["n_images"] == 28 and 0 <= metrics["auroc"] <= 1
+    assert "pixel_auroc" in metrics
+    saved = json.loads((out / "evaluation.json").read_text())
+    assert saved["confusion"] == summary["confusion"]
+    assert sum(saved["confusion"].values()) == 28
+    assert set(saved["per_type_recall"]) == {"scratch", "stain"}
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 3  # PR, ROC, histogram
+    assert html.count("data:image/jpeg;base64,") >= 6  # heatmap gallery
+    assert "http://" not in html and "https://" not in html  # self-contained
+
+
+def test_split_keeps_parts_apart(tiny_dataset, tmp_path):
+    out = tmp_path / "split"
+    result = CliRunner().invoke(cli, ["split", str(tiny_dataset), str(out), "--test-fraction",
+                                      "0.34", "--group-size", "2"])
+    assert result.exit_code == 0, result.output
+    counts = json.loads(result.stdout)
+    assert counts["train"]["good"] + counts["test"]["good"] == 16
+    train = {p.name for p in (out / "train").rglob("*.jpg")}
+    test = {p.name for p in (out / "test").rglob("*.jpg")}
+    assert train and test and not train & test
+    pairs = {name[-7:-4] for name in test}
+    assert all(f"{int(p) ^ 1:03d}" in pairs for p in pairs)  # both images of a part held out
+    assert list((out / "test" / "masks").rglob("*.png"))

@@ -1,0 +1,171 @@
+"""PatchCore on EfficientNet-Lite0: the plain torch model, exported whole to ONNX.
+
+Roth et al., "Towards Total Recall in Industrial Anomaly Detection" (CVPR 2022), as in
+anomalib's `patchcore/torch_model.py`: locally aware patch features from two backbone stages,
+a memory bank of good patches reduced by greedy coreset subsampling, nearest-neighbour distance
+as the patch score, the anomaly map upsampled to the input and smoothed. Everything after the
+image decode lives in `forward`, so one ONNX graph holds backbone, bank, search and map.
+
+Export-driven choices: no torch.cdist (distances are ||a||^2 - 2ab + ||b||^2 with one matmul,
+then min); the bank is searched in fixed chunks (bounded memory, unrolled at trace time); the
+features are centred on the bank mean before the search so the expansion loses little precision.
+See docs/anomaly.md for the measurements behind the defaults.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from training.backbone import EfficientNetLite0
+from training.calibration import ScoreScale, ScoreScaleLayer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PatchCoreConfig:
+    """The model's knobs; the defaults are the measured choice on KolektorSDD (docs/anomaly.md)."""
+
+    stages: tuple[int, ...] = (2, 4)  # stride-8 texture + stride-16 context (40 + 112 channels)
+    neighbourhood: int = 3  # locally aware patches: 3x3 average pooling, as in the paper
+    max_bank: int = 8192  # bank cap: NN search cost is linear in it (latency on one core)
+    blur_sigma: float = 4.0  # Gaussian smoothing of the upsampled map, in input pixels (paper)
+    chunk: int = 4096  # bank rows per matmul: bounds the distance matrix's memory
+    score: str = "map_max"  # image score: max of the smoothed map ("map_max") or of patches
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class PatchCore(nn.Module):
+    """Image (N, 3, H, W) RGB 0..255 -> (score, raw_score, anomaly_map) on the qc scale."""
+
+    def __init__(self, backbone: EfficientNetLite0, config: PatchCoreConfig,
+                 input_size: tuple[int, int]):
+        super().__init__()
+        self.backbone = backbone.eval()
+        self._truncate_backbone(max(config.stages))
+        self.config = config
+        self.input_hw = (int(input_size[1]), int(input_size[0]))
+        self.feature_dim = sum(self._stage_channels(s) for s in config.stages)
+        self.register_buffer("bank", torch.zeros(1, self.feature_dim))  # (M, D)
+        self.register_buffer("bank_sq", torch.zeros(1))  # (M,) squared norms
+        self.register_buffer("center", torch.zeros(self.feature_dim))  # (D,)
+        self.register_buffer("blur", gaussian_kernel(config.blur_sigma))  # (K,)
+        self.scale = ScoreScaleLayer(ScoreScale(0.0, 0.5, 1.0))  # identity until calibrated
+
+    def _truncate_backbone(self, deepest: int) -> None:
+        """Drop the blocks after the deepest tap and the classifier head (export size, speed)."""
+        b = self.backbone
+        b._blocks = b._blocks[: b.stage_ends[deepest] + 1]
+        b.stage_ends = b.stage_ends[: deepest + 1]
+        b._conv_head, b._bn1, b._fc = nn.Identity(), nn.Identity(), nn.Identity()
+
+    def _stage_channels(self, stage: int) -> int:
+        block = self.backbone._blocks[self.backbone.stage_ends[stage]]
+        return block._project_conv.out_channels
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Locally aware patch features: (N, 3, H, W) -> (N, D, h, w) on the first tap's grid."""
+        _, taps = self.backbone.features(x, stages=self.config.stages, head=False)
+        k = self.config.neighbourhood
+        maps = [F.avg_pool2d(taps[s], k, 1, k // 2, count_include_pad=False)
+                for s in self.config.stages]  # each (N, C_s, h_s, w_s)
+        grid = maps[0].shape[-2:]
+        maps = [maps[0]] + [F.interpolate(m, size=grid, mode="bilinear", align_corners=False)
+                            for m in maps[1:]]
+        return torch.cat(maps, dim=1)  # (N, D, h, w)
+
+    def set_bank(self, bank: torch.Tensor) -> None:
+        """Store the coreset (M, D); features are centred on its mean for a precise search."""
+        bank = bank.float()
+        self.center = bank.mean(0)  # (D,)
+        self.bank = bank - self.center  # (M, D)
+        self.bank_sq = (self.bank * self.bank).sum(1)  # (M,)
+
+    def set_scale(self, scale: ScoreScale) -> None:
+        """Map raw distances to the 0..1 scale (threshold -> 0.5) inside the graph."""
+        self.scale = ScoreScaleLayer(scale)
+
+    def nearest(self, emb: torch.Tensor) -> torch.Tensor:
+        """Distance of every patch to its nearest bank patch: (N, D, h, w) -> (N, h, w)."""
+        n, d, h, w = emb.shape
+        q = emb.permute(0, 2, 3, 1).reshape(-1, d) - self.center  # (Q, D)
+        q_sq = (q * q).sum(1, keepdim=True)  # (Q, 1)
+        best = None
+        for start in range(0, self.bank.shape[0], self.config.chunk):
+            b = self.bank[start : start + self.config.chunk]  # (C, D)
+            d2 = q_sq - 2 * q @ b.t() + self.bank_sq[start : start + self.config.chunk]  # (Q, C)
+            m = d2.min(dim=1).values  # (Q,)
+            best = m if best is None else torch.minimum(best, m)
+        return best.clamp_min(0).sqrt().reshape(n, h, w)  # (N, h, w)
+
+    def raw_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw image score (N,) and smoothed raw map (N, H, W) in distance units."""
+        patches = self.nearest(self.embed(x))  # (N, h, w)
+        amap = F.interpolate(patches[:, None], size=self.input_hw, mode="bilinear",
+                             align_corners=False)  # (N, 1, H, W)
+        amap = smooth(amap, self.blur)[:, 0]  # (N, H, W)
+        if self.config.score == "map_max":
+            score = amap.flatten(1).max(dim=1).values  # (N,)
+        else:
+            score = patches.flatten(1).max(dim=1).values  # (N,)
+        return score, amap
+
+    def forward(self, x: torch.Tensor):
+        raw, amap = self.raw_maps(x)
+        return self.scale(raw), raw, self.scale(amap)  # (N,), (N,), (N, H, W)
+
+
+def gaussian_kernel(sigma: float) -> torch.Tensor:
+    """1-D normalized Gaussian (K,), K = 2 * ceil(4 sigma) + 1 (anomalib's width)."""
+    radius = max(1, math.ceil(4 * sigma))
+    t = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    return k / k.sum()
+
+
+def smooth(amap: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Separable Gaussian blur of (N, 1, H, W) with edge replication (ONNX Pad 'edge')."""
+    r = kernel.numel() // 2
+    x = F.pad(amap, (r, r, r, r), mode="replicate")  # (N, 1, H + 2r, W + 2r)
+    x = F.conv2d(x, kernel.view(1, 1, 1, -1))  # (N, 1, H + 2r, W)
+    return F.conv2d(x, kernel.view(1, 1, -1, 1))  # (N, 1, H, W)
+
+
+def greedy_coreset(features: torch.Tensor, k: int, proj_dim: int = 64, seed: int = 0,
+                   candidates: int = 200_000) -> torch.Tensor:
+    """Indices of k rows chosen by k-center greedy (PatchCore's coreset), (k,) long.
+
+    Distances are computed on a fixed Gaussian random projection to `proj_dim` dims
+    (Johnson-Lindenstrauss, as in the paper); above `candidates` rows a random subset is
+    searched, which keeps 200 images' patches to seconds on two cores.
+    """
+    n = features.shape[0]
+    if k >= n:
+        return torch.arange(n)
+    gen = torch.Generator().manual_seed(seed)
+    pool = torch.arange(n)
+    if n > candidates:
+        pool = torch.randperm(n, generator=gen)[:candidates]
+    x = features[pool].float()  # (P, D)
+    if proj_dim and proj_dim < x.shape[1]:
+        proj = torch.randn(x.shape[1], proj_dim, generator=gen) / math.sqrt(proj_dim)
+        x = x @ proj  # (P, d)
+    x_sq = (x * x).sum(1)  # (P,)
+    chosen = torch.empty(k, dtype=torch.long)
+    idx = int(torch.randint(len(x), (1,), generator=gen))
+    min_d = torch.full((len(x),), float("inf"))
+    for i in range(k):
+        chosen[i] = idx
+        c = x[idx]  # (d,)
+        d = x_sq - 2 * (x @ c) + c @ c  # (P,)
+        torch.minimum(min_d, d, out=min_d)
+        idx = int(torch.argmax(min_d))
+    return pool[chosen]
