@@ -32,6 +32,8 @@ def _size(ctx, param, value):
 @click.option("--resize", type=click.Choice(RESIZE_POLICIES), default="stretch", show_default=True)
 @click.option("--epochs", type=int, default=TrainConfig.epochs, show_default=True)
 @click.option("--patience", type=int, default=TrainConfig.patience, show_default=True)
+@click.option("--max-minutes", type=float, default=TrainConfig.max_minutes, show_default=True,
+              help="Time budget: no epoch starts that would end past it (0: none).")
 @click.option("--batch-size", type=int, default=TrainConfig.batch_size, show_default=True)
 @click.option("--lr", type=float, default=TrainConfig.lr, show_default=True)
 @click.option("--val-fraction", type=float, default=TrainConfig.val_fraction, show_default=True)

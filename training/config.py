@@ -26,7 +26,8 @@ class TrainConfig:
     size: tuple[int, int] = (224, 224)  # (W, H); 224 is what the backbone was trained at
     resize: str = "stretch"
     epochs: int = 25  # upper bound; early stopping usually ends sooner
-    patience: int = 6  # epochs without validation improvement before stopping
+    patience: int = 4  # epochs without validation improvement before stopping
+    max_minutes: float = 15.0  # stop before an epoch that would pass this budget (0: none)
     batch_size: int = 16  # fits 2-core CPUs; BN statistics are frozen so small batches are fine
     lr: float = 1e-3  # head; the backbone gets lr / 10
     val_fraction: float = 0.25  # held out, stratified and group-aware, for stopping + threshold

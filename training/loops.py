@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 SEG_POS_WEIGHT = 10.0  # defect pixels are rare: weigh them up so the mask is learnt at all
 SEG_LOSS_WEIGHT = 1.0
 TYPE_LOSS_WEIGHT = 0.5
+LOSS_MIN_DELTA = 0.1  # at equal AUROC/AP, only a 10% lower loss counts as progress
 TRUNK_LR = 0.3  # pretrained layers move slower than the new heads
 
 
@@ -91,8 +92,20 @@ class FitOutcome:
     best_epoch: int
 
 
+def _selection_key(metrics: dict, val_loss: float) -> tuple[float, float, float]:
+    return (np.nan_to_num(metrics["average_precision"]), np.nan_to_num(metrics["auroc"]),
+            -val_loss)
+
+
+def _improves(key: tuple, best: tuple) -> bool:
+    """Better ranking, or equal ranking with a validation loss lower by > LOSS_MIN_DELTA."""
+    if key[:2] != best[:2]:
+        return key[:2] > best[:2]
+    return key[2] > best[2] * (1 - LOSS_MIN_DELTA)  # keys hold -loss: less negative is better
+
+
 def fit(net, train_loader, val_loader, device, epochs: int, patience: int, lr: float,
-        on_epoch=None) -> FitOutcome:
+        on_epoch=None, time_budget_s: float | None = None) -> FitOutcome:
     """Train with AdamW + one-cycle LR, keep the epoch with the best validation AP (then loss)."""
     params = [(n, p) for n, p in net.named_parameters() if p.requires_grad]
     head = [p for n, p in params if not n.startswith("backbone.")]
@@ -105,6 +118,7 @@ def fit(net, train_loader, val_loader, device, epochs: int, patience: int, lr: f
         pct_start=0.15,
     )
     best, best_key, best_epoch, history, stale = None, None, 0, [], 0
+    started = time.perf_counter()
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
         if on_epoch:
@@ -118,14 +132,18 @@ def fit(net, train_loader, val_loader, device, epochs: int, patience: int, lr: f
         log.info("epoch %d: train loss %.4f, val loss %.4f, val AUROC %.4f, AP %.4f (%.0f s)",
                  epoch, train_loss, val_loss, metrics["auroc"], metrics["average_precision"],
                  row["seconds"])
-        key = (np.nan_to_num(metrics["average_precision"]), np.nan_to_num(metrics["auroc"]),
-               -val_loss)
-        if best_key is None or key > best_key:
+        key = _selection_key(metrics, val_loss)
+        if best_key is None or _improves(key, best_key):
             best, best_key, best_epoch, stale = copy.deepcopy(net.state_dict()), key, epoch, 0
         else:
             stale += 1
-            if stale >= patience:
-                log.info("early stop: no validation improvement for %d epochs", patience)
-                break
+        elapsed = time.perf_counter() - started
+        if stale >= patience:
+            log.info("early stop: no validation improvement for %d epochs", patience)
+            break
+        if time_budget_s and elapsed + row["seconds"] > time_budget_s and epoch < epochs:
+            log.warning("stopping after epoch %d: the next epoch would pass the %.0f-minute "
+                        "time budget (--max-minutes)", epoch, time_budget_s / 60)
+            break
     net.load_state_dict(best)
     return FitOutcome(net.eval(), history, best_epoch)

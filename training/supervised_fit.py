@@ -56,7 +56,7 @@ def fit_supervised(config: TrainConfig) -> TrainResult:
         train_set.epoch = epoch
 
     outcome = fit(net, train_loader, val_loader, device, config.epochs, config.patience,
-                  config.lr, on_epoch=next_epoch)
+                  config.lr, on_epoch=next_epoch, time_budget_s=config.max_minutes * 60)
     net = outcome.net.cpu()
     probs, labels, _ = predict(net, val_loader, torch.device("cpu"))
     threshold = select_threshold(probs, labels, config.target_recall)
