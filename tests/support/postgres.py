@@ -23,6 +23,8 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 SUPERUSER = "qc"
+PREFIX = "qc-pg-"  # temporary folders of test servers
+OWNER_FILE = "owner.pid"  # the test process that started the server
 START_TIMEOUT_S = 30
 
 
@@ -67,7 +69,7 @@ class PostgresServer:
         self.bindir = find_bindir()
         self.run_as = _run_as_user()
         self.port = free_port()
-        self.root = Path(tempfile.mkdtemp(prefix="qc-pg-"))
+        self.root = Path(tempfile.mkdtemp(prefix=PREFIX))
         self.data = self.root / "data"
         self._names = itertools.count(1)
         self._started = False
@@ -78,6 +80,8 @@ class PostgresServer:
 
     def start(self) -> PostgresServer:
         """initdb and start; raises RuntimeError with the server log if it does not come up."""
+        reap_stale(self)
+        (self.root / OWNER_FILE).write_text(str(os.getpid()))
         if self.run_as:
             pw = pwd.getpwnam(self.run_as)
             os.chown(self.root, pw.pw_uid, pw.pw_gid)
@@ -147,6 +151,36 @@ class PostgresServer:
             )
             self._started = False
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def reap_stale(server: PostgresServer) -> None:
+    """Stop and delete servers whose test run was killed before it could stop them."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{PREFIX}*"):
+        owner = folder / OWNER_FILE
+        try:
+            pid = int(owner.read_text())
+        except (OSError, ValueError):
+            continue
+        if folder == server.root or _alive(pid):
+            continue
+        log.info("stopping a PostgreSQL test server left by process %d (%s)", pid, folder)
+        subprocess.run(
+            server._cmd("pg_ctl", "-D", str(folder / "data"), "-m", "immediate", "stop"),
+            capture_output=True,
+            check=False,
+            cwd="/",
+        )
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _run_as_user() -> str | None:

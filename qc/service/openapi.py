@@ -1,0 +1,282 @@
+"""The OpenAPI 3.1 description of /api/v1, built from the app's routes (so no route is missing)
+with hand-written request and response shapes for the endpoints stations and scripts rely on.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from flask import Flask
+
+import qc
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/api/v1"
+_CONVERTER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
+STR, NUM, INT = {"type": "string"}, {"type": "number"}, {"type": "integer"}
+NULLABLE_STR = {"type": ["string", "null"]}
+
+
+def _q(name: str, description: str, schema: dict | None = None) -> dict:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema or STR,
+    }
+
+
+FILTERS = [
+    _q("product", "product name"),
+    _q("station", "station name"),
+    _q("lot", "lot"),
+    _q("serial", "serial number"),
+    _q("operator", "operator"),
+    _q("verdict", "pass or fail", {"enum": ["pass", "fail"]}),
+    _q("defect_type", "defect type"),
+    _q("reviewed", "true/false", {"type": "boolean"}),
+    _q("from", "ISO 8601; naive = plant time zone"),
+    _q("to", "ISO 8601 (exclusive)"),
+]
+RESULT = {
+    "type": "object",
+    "required": ["id", "product", "timestamp", "score"],
+    "properties": {
+        "id": {"type": "string", "format": "uuid", "description": "client UUID: idempotency"},
+        "product": STR,
+        "station": {**STR, "description": "defaults to the key's station"},
+        "timestamp": {**STR, "format": "date-time", "description": "naive = UTC"},
+        "score": {**NUM, "minimum": 0, "maximum": 1},
+        "verdict": {"enum": ["pass", "fail"], "description": "default: score >= 0.5 fails"},
+        "raw_score": NUM,
+        "defect_type": STR,
+        "model_version": STR,
+        "latency_ms": NUM,
+        "lot": STR,
+        "serial": STR,
+        "operator": STR,
+    },
+}
+INSPECTION_REPLY = {
+    "type": "object",
+    "properties": {
+        "id": STR,
+        "product": STR,
+        "station": NULLABLE_STR,
+        "verdict": {"enum": ["pass", "fail"]},
+        "score": NUM,
+        "defect_type": NULLABLE_STR,
+        "model_version": NULLABLE_STR,
+        "latency_ms": NUM,
+        "inspected_at": STR,
+        "heatmap_url": NULLABLE_STR,
+        "image_url": NULLABLE_STR,
+    },
+}
+ERROR = {
+    "type": "object",
+    "properties": {
+        "error": {"type": "object", "properties": {"status": INT, "title": STR, "message": STR}}
+    },
+}
+
+
+def _json_body(schema: dict) -> dict:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def _multipart(properties: dict, required: list[str]) -> dict:
+    schema = {"type": "object", "properties": properties, "required": required}
+    return {"required": True, "content": {"multipart/form-data": {"schema": schema}}}
+
+
+def _ok(description: str, schema: dict | None = None, media: str = "application/json") -> dict:
+    body = {"description": description}
+    if schema is not None:
+        body["content"] = {media: {"schema": schema}}
+    return body
+
+
+DETAILS: dict[str, dict] = {
+    "api.create_inspection": {
+        "requestBody": _multipart(
+            {
+                "image": {"type": "string", "format": "binary"},
+                "product": STR,
+                "station": STR,
+                "lot": STR,
+                "serial": STR,
+                "operator": STR,
+                "id": {**STR, "format": "uuid"},
+            },
+            ["image", "product"],
+        ),
+        "responses": {
+            "201": _ok("inspected and recorded", INSPECTION_REPLY),
+            "200": _ok("this id was recorded before", INSPECTION_REPLY),
+            "409": _ok("the product has no active model", ERROR),
+        },
+    },
+    "api.post_results": {
+        "requestBody": _json_body({"type": "array", "items": RESULT}),
+        "responses": {
+            "200": _ok(
+                "counts",
+                {
+                    "type": "object",
+                    "properties": {
+                        "received": INT,
+                        "accepted": INT,
+                        "already_known": INT,
+                        "rejected": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {"index": INT, "id": STR, "error": STR},
+                            },
+                        },
+                    },
+                },
+            )
+        },
+    },
+    "api.put_image": {
+        "requestBody": _multipart(
+            {
+                "image": {"type": "string", "format": "binary"},
+                "heatmap": {"type": "string", "format": "binary"},
+            },
+            ["image"],
+        )
+    },
+    "api.list_inspections": {
+        "parameters": FILTERS + [_q("limit", "1..500", INT), _q("offset", ">= 0", INT)]
+    },
+    "api.export_csv": {
+        "parameters": FILTERS,
+        "responses": {"200": _ok("CSV", {"type": "string"}, "text/csv")},
+    },
+    "api.dataset": {
+        "parameters": FILTERS,
+        "responses": {"200": _ok("zip", {"type": "string"}, "application/zip")},
+    },
+    "api.review": {
+        "requestBody": _json_body(
+            {
+                "type": "object",
+                "required": ["review"],
+                "properties": {
+                    "review": {"enum": ["agree", "disagree"]},
+                    "label": STR,
+                    "note": STR,
+                },
+            }
+        )
+    },
+    "api.get_stats": {
+        "parameters": [
+            _q("product", "product name"),
+            _q("station", "station name"),
+            _q("from", "ISO 8601; naive = plant time zone"),
+            _q("to", "ISO 8601"),
+            _q("bucket", "subgroup", {"enum": ["hour", "shift", "day", "week"]}),
+        ],
+        "responses": {
+            "200": _ok(
+                "totals, p_chart, pareto, savings (see docs/economics.md)",
+                {
+                    "type": "object",
+                    "properties": {
+                        k: {"type": "object"} for k in ("filters", "totals", "p_chart", "savings")
+                    }
+                    | {"pareto": {"type": "array"}},
+                },
+            )
+        },
+    },
+    "api.upload_model": {
+        "requestBody": _multipart(
+            {
+                "model": {"type": "string", "format": "binary"},
+                "product": STR,
+                "activate": {"type": "boolean"},
+            },
+            ["model", "product"],
+        )
+    },
+    "api.list_models": {"parameters": [_q("product", "product name")]},
+}
+
+
+def _operation(app: Flask, endpoint: str, method: str) -> dict:
+    view = app.view_functions[endpoint]
+    doc = (view.__doc__ or "").strip().splitlines()
+    roles = getattr(view, "roles", None)
+    op: dict[str, Any] = {
+        "operationId": endpoint.split(".")[-1] + ("" if method == "get" else f"_{method}"),
+        "summary": doc[0] if doc else endpoint,
+        "responses": {"200": _ok("OK")},
+    }
+    if roles:
+        op["description"] = "Roles: " + ", ".join(roles) + ", admin."
+        op["responses"].update(
+            {"401": _ok("no or unknown credentials", ERROR), "403": _ok("role not allowed", ERROR)}
+        )
+    else:
+        op["security"] = []
+    extra = DETAILS.get(endpoint, {})
+    op["responses"] = {**op["responses"], **extra.get("responses", {})}
+    for key in ("parameters", "requestBody"):
+        if key in extra:
+            op[key] = extra[key]
+    return op
+
+
+def build_spec(app: Flask) -> dict:
+    """The OpenAPI document of every /api/v1 route of app."""
+    paths: dict[str, dict] = {}
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        if not rule.rule.startswith(PREFIX):
+            continue
+        path = _CONVERTER.sub(r"{\1}", rule.rule[len(PREFIX) :])
+        entry = paths.setdefault(path, {})
+        params = [
+            {"name": name, "in": "path", "required": True, "schema": STR}
+            for name in _CONVERTER.findall(rule.rule)
+        ]
+        if params:
+            entry["parameters"] = params
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            entry[method.lower()] = _operation(app, rule.endpoint, method.lower())
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "qc plant service",
+            "version": qc.__version__,
+            "description": "Inspections, results from stations, statistics and savings. "
+            "See docs/service.md and docs/economics.md.",
+        },
+        "servers": [{"url": PREFIX}],
+        "security": [{"bearer": []}, {"session": []}],
+        "components": {
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "station or user API key",
+                },
+                "session": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "session",
+                    "description": "browser login; state-changing calls need X-CSRFToken",
+                },
+            },
+            "schemas": {"Result": RESULT, "InspectionReply": INSPECTION_REPLY, "Error": ERROR},
+        },
+        "paths": paths,
+    }

@@ -1,0 +1,17 @@
+"""Browser pages: the operator's station, the manager's dashboard and the engineer's review.
+
+They read and write through the same queries as the JSON API; charts are drawn in the browser
+with the Chart.js copy served from static/vendor (stations are often offline).
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    """Register the station, dashboard and review blueprints."""
+    from qc.service.pages import dashboard, review, station
+
+    for module in (station, dashboard, review):
+        module.init_app(app)

@@ -1,0 +1,62 @@
+"""The operator's station page: scan, photograph, see PASS/FAIL with the heatmap, disagree.
+
+The page posts photos to POST /api/v1/inspections; this blueprint adds the one thing the API
+keeps for engineers: an operator flagging their own result as wrong, for an engineer to review.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, Flask, render_template, request
+
+from qc.service.auth import current_principal, roles_required
+from qc.service.database import get_session
+from qc.service.errors import ServiceError
+from qc.service.pages.common import defect_types, page_roles, products, stations
+from qc.service.queries import get_visible, set_review
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("station", __name__)
+ROLES = ("operator", "engineer")
+NOTE_LIMIT = 500
+
+
+@bp.get("/station")
+@page_roles(*ROLES)
+def page() -> Any:
+    """Choose product and station once, then scan and inspect item after item."""
+    db = get_session()
+    items = products(db)
+    return render_template(
+        "station.html",
+        products=[
+            {"name": p.name, "has_model": p.active_model is not None, "types": defect_types(p)}
+            for p in items
+        ],
+        stations=[{"name": s.name, "line": s.line} for s in stations(db)],
+    )
+
+
+@bp.post("/station/inspections/<inspection_id>/disagree")
+@roles_required(*ROLES)
+def disagree(inspection_id: str) -> Any:
+    """Flag a verdict as wrong (operators: their own results); an engineer reviews it later."""
+    body = request.get_json(silent=True) or {}
+    note = str(body.get("note") or "").strip()[:NOTE_LIMIT] or "flagged at the station"
+    db = get_session()
+    principal = current_principal()
+    insp = get_visible(db, inspection_id, principal)
+    if insp.review is not None and insp.reviewed_by != principal.username:
+        raise ServiceError(f"already reviewed by {insp.reviewed_by}", 409)
+    set_review(insp, {"review": "disagree", "note": note}, principal.username)
+    db.commit()
+    log.info("inspection %s flagged by %s", insp.id, principal.username)
+    return {"id": insp.id, "review": insp.review, "label": insp.review_label, "note": note}
+
+
+def init_app(app: Flask) -> None:
+    """Register the station page."""
+    app.register_blueprint(bp)

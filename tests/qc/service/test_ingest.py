@@ -1,0 +1,237 @@
+"""POST /api/v1/inspections (the service inspects) and POST /api/v1/results (the edge did)."""
+
+from __future__ import annotations
+
+import struct
+import threading
+import uuid
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from qc.db.models import Inspection, InspectionCount
+from qc.service.database import get_session
+from tests.qc.service.conftest import png, upload
+
+
+def _post_image(client, plant, data, role="station", **form):
+    fields = {"product": plant.product, "image": upload(data), **form}
+    return client.post("/api/v1/inspections", headers=plant.auth(role), data=fields,
+                       content_type="multipart/form-data")
+
+
+def test_inspection_fails_bright_and_passes_dark(client, plant):
+    bright = _post_image(client, plant, png(240), lot="L7", serial="SN1")
+    dark = _post_image(client, plant, png(20))
+    assert bright.status_code == 201 and dark.status_code == 201
+    assert bright.json["verdict"] == "fail" and bright.json["defect_type"] in ("scratch", "stain")
+    assert dark.json["verdict"] == "pass" and dark.json["defect_type"] is None
+    assert bright.json["model_version"] == "tiny-1" and bright.json["station"] == "s1"
+    assert bright.json["score"] == pytest.approx(240 / 255, abs=1e-3)
+    assert bright.json["latency_ms"] > 0
+    heat = client.get(bright.json["heatmap_url"], headers=plant.auth("station"))
+    assert heat.status_code == 200 and heat.mimetype == "image/jpeg"
+    image = client.get(bright.json["image_url"], headers=plant.auth("manager"))
+    assert image.data == png(240)
+
+
+def test_inspection_id_is_idempotent(client, plant, app):
+    ident = str(uuid.uuid4())
+    first = _post_image(client, plant, png(240), id=ident)
+    again = _post_image(client, plant, png(10), id=ident.upper())
+    assert first.status_code == 201 and again.status_code == 200
+    assert again.json["verdict"] == "fail" and again.json["id"] == ident
+    with app.app_context():
+        assert get_session().scalar(select(func.count()).select_from(Inspection)) == 1
+
+
+def test_operator_inspection_records_the_operator(client, plant, app):
+    reply = _post_image(client, plant, png(10), role="operator", operator="someone-else")
+    assert reply.status_code == 201
+    with app.app_context():
+        assert get_session().get(Inspection, reply.json["id"]).operator == "operator"
+
+
+def _truncated_png() -> bytes:
+    data = png(200, (64, 64))
+    return data[: len(data) // 2]
+
+
+def _huge_png_header(width: int = 30000, height: int = 30000) -> bytes:
+    """A valid PNG signature and IHDR claiming 30000x30000 px (a decompression bomb)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 1024)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat)
+            + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize(
+    ("data", "expect"),
+    [
+        (b"this is not an image", "not a readable image"),
+        (_truncated_png(), "image refused"),
+        (b"\xff\xd8\xff\xe0" + b"\x00" * 100, "image refused"),
+        (_huge_png_header(), "pixel limit"),
+        (b"", "empty"),
+    ],
+    ids=["text", "truncated-png", "garbage", "30000x30000", "empty"],
+)
+def test_bad_images_get_4xx_with_a_clear_message(client, plant, data, expect):
+    reply = _post_image(client, plant, data)
+    assert reply.status_code == 400
+    assert expect in reply.json["error"]["message"]
+    assert "0x" not in reply.json["error"]["message"]
+
+
+def test_truncated_jpeg_is_refused(client, plant):
+    ok, buf = cv2.imencode(".jpg", np.full((64, 64, 3), 200, np.uint8))
+    reply = _post_image(client, plant, buf.tobytes()[:-200])
+    assert reply.status_code == 400 and "truncated" in reply.json["error"]["message"].lower()
+
+
+def test_wrong_field_and_missing_product(client, plant):
+    wrong = client.post("/api/v1/inspections", headers=plant.auth("station"),
+                        data={"product": "widget", "photo": upload(png(10))})
+    assert wrong.status_code == 400
+    assert "'image'" in wrong.json["error"]["message"] and "photo" in wrong.json["error"]["message"]
+    unknown = client.post("/api/v1/inspections", headers=plant.auth("station"),
+                          data={"product": "nope", "image": upload(png(10))})
+    assert unknown.status_code == 400 and "unknown product" in unknown.json["error"]["message"]
+    bad_id = _post_image(client, plant, png(10), id="123")
+    assert bad_id.status_code == 400 and "UUID" in bad_id.json["error"]["message"]
+
+
+def test_upload_over_the_size_limit_is_413(client, plant, app):
+    app.config["MAX_CONTENT_LENGTH"] = 1000
+    reply = _post_image(client, plant, png(10, (200, 200)) + b"\x00" * 2000)
+    assert reply.status_code == 413 and "QC_MAX_UPLOAD_MB" in reply.json["error"]["message"]
+
+
+def test_product_without_active_model_is_409(client, plant, app):
+    admin = plant.auth("admin")
+    assert client.post("/api/v1/products", headers=admin, json={"name": "gear"}).status_code == 201
+    reply = client.post("/api/v1/inspections", headers=plant.auth("station"),
+                        data={"product": "gear", "image": upload(png(10))})
+    assert reply.status_code == 409 and "qc models upload" in reply.json["error"]["message"]
+
+
+def _results(n: int, product: str = "widget", **extra) -> list[dict]:
+    return [{"id": str(uuid.uuid4()), "product": product, "timestamp": "2026-03-02T10:15:00Z",
+             "score": 0.9 if i % 4 == 0 else 0.1, "defect_type": "scratch",
+             "model_version": "tiny-1", **extra} for i in range(n)]
+
+
+def test_results_batch_twice_records_once(client, plant, app):
+    batch = _results(100)
+    first = client.post("/api/v1/results", headers=plant.auth("station"), json=batch)
+    again = client.post("/api/v1/results", headers=plant.auth("station"), json=batch)
+    assert first.json == {"received": 100, "accepted": 100, "already_known": 0, "rejected": []}
+    assert again.json == {"received": 100, "accepted": 0, "already_known": 100, "rejected": []}
+    with app.app_context():
+        db = get_session()
+        assert db.scalar(select(func.count()).select_from(Inspection)) == 100
+        assert db.scalar(select(func.sum(InspectionCount.count))) == 100
+        fails = db.scalar(select(func.sum(InspectionCount.count)).where(
+            InspectionCount.verdict == "fail"))
+        assert fails == 25
+        row = db.scalars(select(Inspection)).first()
+        assert row.station.name == "s1" and row.source == "edge" and row.model_version_id
+
+
+def test_results_duplicates_inside_a_batch_and_partial_overlap(client, plant):
+    batch = _results(3)
+    reply = client.post("/api/v1/results", headers=plant.auth("station"), json=batch + batch[:1])
+    assert reply.json["accepted"] == 3 and reply.json["already_known"] == 1
+    more = client.post("/api/v1/results", headers=plant.auth("station"),
+                       json={"results": batch[1:] + _results(2)})
+    assert more.json["accepted"] == 2 and more.json["already_known"] == 2
+
+
+def test_results_bad_items_are_rejected_one_by_one(client, plant):
+    good = _results(1)
+    bad = [
+        {**_results(1)[0], "id": "nope"},
+        {**_results(1)[0], "score": 3},
+        {**_results(1)[0], "timestamp": "yesterday"},
+        {**_results(1)[0], "product": "ghost"},
+        {**_results(1)[0], "station": "other"},
+        {**_results(1)[0], "verdict": "maybe"},
+        {k: v for k, v in _results(1)[0].items() if k != "timestamp"},
+        "not an object",
+    ]
+    reply = client.post("/api/v1/results", headers=plant.auth("station"), json=good + bad)
+    assert reply.status_code == 200 and reply.json["accepted"] == 1
+    errors = [r["error"] for r in reply.json["rejected"]]
+    assert [r["index"] for r in reply.json["rejected"]] == list(range(1, 9))
+    for needle, error in zip(["UUID", "0..1", "ISO 8601", "unknown product", "belongs to station",
+                              "verdict", "timestamp is required", "JSON object"], errors):
+        assert needle in error
+
+
+def test_results_body_must_be_a_list_and_not_too_long(client, plant, app):
+    reply = client.post("/api/v1/results", headers=plant.auth("station"), data="x")
+    assert reply.status_code == 400 and "JSON list" in reply.json["error"]["message"]
+    app.config["MAX_BATCH"] = 5
+    reply = client.post("/api/v1/results", headers=plant.auth("station"), json=_results(6))
+    assert reply.status_code == 413
+
+
+def test_image_for_an_edge_result(client, plant):
+    result = _results(1)[0]
+    client.post("/api/v1/results", headers=plant.auth("station"), json=[result])
+    url = f"/api/v1/inspections/{result['id']}/image"
+    assert client.get(url, headers=plant.auth("station")).status_code == 404
+    put = client.put(url, headers=plant.auth("station"),
+                     data={"image": upload(png(200)), "heatmap": upload(png(100), "h.png")})
+    assert put.status_code == 200 and put.json["heatmap_url"]
+    assert client.get(url, headers=plant.auth("station")).data == png(200)
+    bad = client.put(url, headers=plant.auth("station"), data={"image": upload(b"junk")})
+    assert bad.status_code == 400
+
+
+def test_naive_timestamps_are_utc_and_times_come_back_aware(client, plant):
+    result = {**_results(1)[0], "timestamp": "2026-03-02T10:15:00"}
+    client.post("/api/v1/results", headers=plant.auth("station"), json=[result])
+    got = client.get(f"/api/v1/inspections/{result['id']}", headers=plant.auth("manager")).json
+    assert got["inspected_at"] == "2026-03-02T10:15:00+00:00"
+
+
+def test_future_timestamps_are_refused(client, plant):
+    result = {**_results(1)[0], "timestamp": "2999-01-01T00:00:00Z"}
+    reply = client.post("/api/v1/results", headers=plant.auth("station"), json=[result])
+    assert "station clock" in reply.json["rejected"][0]["error"]
+
+
+def test_station_last_seen_is_updated(client, plant):
+    client.post("/api/v1/results", headers=plant.auth("station"), json=_results(1))
+    stations = client.get("/api/v1/stations", headers=plant.auth("manager")).json["items"]
+    assert stations[0]["last_seen_at"] is not None
+
+
+def test_concurrent_duplicate_batches_record_once(plant, app):
+    batch = _results(50)
+    replies: list[dict] = []
+
+    def send() -> None:
+        reply = app.test_client().post("/api/v1/results", headers=plant.auth("station"),
+                                       json=batch)
+        replies.append(reply.json)
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r["accepted"] for r in replies) == 50
+    assert sum(r["already_known"] for r in replies) == 150
+    with app.app_context():
+        db = get_session()
+        assert db.scalar(select(func.count()).select_from(Inspection)) == 50
+        assert db.scalar(select(func.sum(InspectionCount.count))) == 50
