@@ -213,6 +213,6 @@ def quality_stats(image: np.ndarray) -> dict[str, float]:
         "brightness": float(small.mean()),
         "contrast": float(small.std()),
         "sharpness": float(cv2.Laplacian(small, cv2.CV_64F).var()),
-        "dark_fraction": float((gray < 8).mean()),
-        "bright_fraction": float((gray > 247).mean()),
+        "dark_fraction": cv2.countNonZero((gray < 8).view(np.uint8)) / gray.size,
+        "bright_fraction": cv2.countNonZero((gray > 247).view(np.uint8)) / gray.size,
     }
