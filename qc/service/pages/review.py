@@ -37,8 +37,11 @@ def _file_url(inspection_id: str, kind: str) -> str:
     return url_for("api.inspection_file", inspection_id=inspection_id, kind=kind)
 
 
-def _model_label(item: dict) -> str:
-    return "good" if item["verdict"] == "pass" else (item["defect_type"] or "defect")
+def _card(insp: Inspection) -> dict:
+    """An inspection as the review page shows it, with the label the model gave it."""
+    item = to_dict(insp, _file_url)
+    item["model_label"] = "good" if insp.verdict == "pass" else (insp.defect_type or "defect")
+    return item
 
 
 @bp.get("/review")
@@ -54,8 +57,7 @@ def page() -> Any:
     if product is not None:
         query = export.photos_query(Filters(product=product.name), current_principal())
         query = SHOW[show](query).order_by(Inspection.inspected_at.desc()).limit(PAGE_SIZE)
-        items = [{**to_dict(i, _file_url), "model_label": _model_label(to_dict(i))}
-                 for i in db.scalars(query)]
+        items = [_card(i) for i in db.scalars(query)]
     reviewed = Filters(product=name, reviewed=True)
     return render_template(
         "review.html",

@@ -152,3 +152,13 @@ def test_engineer_reviews_a_flagged_result(plant, page):
     expect(first.locator(".saved")).to_have_text("Saved ✓")
     expect(first.locator(".state")).to_contain_text("by engineer: scratch")
     page.screenshot(path=str(chrome.artifacts_dir() / "review.png"), full_page=True)
+
+
+def test_missing_chromium_is_a_skip_here_and_a_failure_under_ci(monkeypatch, tmp_path):
+    monkeypatch.setattr(chrome, "CHROMIUM", str(tmp_path / "no-chromium"))
+    monkeypatch.setenv("CI", "false")
+    with pytest.raises(pytest.skip.Exception, match="no-chromium is missing"):
+        chrome.require_chromium()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true"):
+        chrome.require_chromium()
