@@ -27,7 +27,7 @@ class TrainConfig:
     resize: str = "stretch"
     epochs: int = 25  # upper bound; early stopping usually ends sooner
     patience: int = 4  # epochs without validation improvement before stopping
-    max_minutes: float = 15.0  # stop before an epoch that would pass this budget (0: none)
+    max_minutes: float = 10.0  # "retrain the same day": no epoch starts that would pass this
     batch_size: int = 16  # fits 2-core CPUs; BN statistics are frozen so small batches are fine
     lr: float = 1e-3  # head; the backbone gets lr / 10
     val_fraction: float = 0.25  # held out, stratified and group-aware, for stopping + threshold

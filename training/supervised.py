@@ -23,6 +23,7 @@ from training.calibration import ScoreScale, ScoreScaleLayer
 
 SEG_STAGE = 4  # stride 16, 112 channels: fine enough for thin cracks, cheap enough for CPUs
 FROZEN_BLOCKS = 3  # stem + first two stages stay ImageNet: generic edges, costly at full res
+SEG_MAP_SCALE = ScoreScale(0.0, 0.5, 1.0)
 
 
 @dataclass
@@ -93,6 +94,9 @@ class SupervisedExport(nn.Module):
     def __init__(self, net: SupervisedNet, scale: ScoreScale, seg_map: bool):
         super().__init__()
         self.net, self.scale, self.seg_map = net.eval(), ScoreScaleLayer(scale), seg_map
+        # Segmentation maps mark a pixel defective at probability 0.5 (what the mask loss
+        # taught); activation maps share the image's calibrated threshold.
+        self.map_scale = ScoreScaleLayer(SEG_MAP_SCALE if seg_map else scale)
 
     def forward(self, x: torch.Tensor):
         out = self.net(x)
@@ -101,7 +105,7 @@ class SupervisedExport(nn.Module):
         logits = out["seg"] if self.seg_map else self.net.activation_map(out)[:, None]
         amap = F.interpolate(torch.sigmoid(logits), size=x.shape[-2:], mode="bilinear",
                              align_corners=False)[:, 0]  # (B, H, W)
-        result = (self.scale(raw), raw, self.scale(amap))
+        result = (self.scale(raw), raw, self.map_scale(amap))
         if out["type_logits"] is not None:
             result += (torch.softmax(out["type_logits"], dim=1),)
         return result
