@@ -158,7 +158,7 @@ def _seeded(db, root: Path, args) -> str:
         print(f"seeding: {seconds:.0f} s ({args.rows / seconds:,.0f} rows/s)")
     assert db.scalar(select(func.count()).select_from(Station)) == len(STATIONS)
     manager = db.scalar(select(User).where(User.username == "manager"))
-    key = registry.issue_user_key(manager)
+    key = registry.issue_key(manager)
     db.commit()
     return key
 

@@ -20,7 +20,7 @@ DEFAULT_COSTS = {
     "false_reject_cost": 0.5,  # a good part rejected: re-check or scrap
     "qc_cost_per_unit": 0.005,  # camera, PC and upkeep spread over the units inspected
 }
-# Why 30: the validation metrics count as 30 reviews per verdict, so a handful of operator reviews
+# Why 30: the validation metrics count as 30 reviews per verdict, so a handful of engineer reviews
 # nudges recall and false-reject rate while a few hundred dominate them.
 DEFAULT_PRIOR_WEIGHT = 30.0
 
@@ -44,7 +44,7 @@ class CostParams:
 
 @dataclass(frozen=True)
 class ReviewCounts:
-    """Operator reviews of a model's verdicts: agree/disagree per verdict."""
+    """Engineers' reviews of a model's verdicts: agree/disagree per verdict."""
 
     fail_agree: int = 0  # flagged and truly defective
     fail_disagree: int = 0  # flagged but good: false rejects
@@ -84,9 +84,9 @@ def true_defect_rate(q: float, r: float, f: float) -> float:
 def refine_rates(
     q: float, r: float, f: float, reviews: ReviewCounts, weight: float = DEFAULT_PRIOR_WEIGHT
 ) -> Rates:
-    """Update validation recall r and false-reject rate f with operator reviews.
+    """Update validation recall r and false-reject rate f with engineers' reviews.
 
-    Reviews are taken per verdict (operators review far more fails than passes, so pooling them
+    Reviews are taken per verdict (engineers review far more fails than passes, so pooling them
     would be biased): precision = P(defect | fail) and miss fraction = P(defect | pass) each get a
     Beta update whose prior, worth `weight` reviews, is what r, f and q imply. p, r and f follow.
     """

@@ -184,11 +184,17 @@ class Inspection(Base):
     latency_ms: Mapped[float | None] = mapped_column(Float)
     image_path: Mapped[str | None] = mapped_column(String(255))
     heatmap_path: Mapped[str | None] = mapped_column(String(255))
-    review: Mapped[str | None] = mapped_column(String(8))  # "agree" | "disagree"
+    review: Mapped[str | None] = mapped_column(String(8))  # an engineer's "agree" | "disagree"
     review_label: Mapped[str | None] = mapped_column(String(64))
     review_note: Mapped[str | None] = mapped_column(Text)
     reviewed_by: Mapped[str | None] = mapped_column(String(64))
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # An operator's "disagree" at the station: a doubt for an engineer to check, not a label.
+    flagged_by: Mapped[str | None] = mapped_column(String(64))
+    flagged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    flag_note: Mapped[str | None] = mapped_column(Text)
+    # Image-quality warnings from the station's guard ("blurred", "drift:brightness", ...).
+    flags: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
 
     product: Mapped[Product] = relationship(foreign_keys=[product_id])
     station: Mapped[Station | None] = relationship(foreign_keys=[station_id])

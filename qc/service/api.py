@@ -10,7 +10,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import cv2
 import numpy as np
@@ -21,17 +20,17 @@ from flask import (
     jsonify,
     request,
     send_file,
-    url_for,
 )
 from werkzeug.datastructures import FileStorage
 
 from qc.db import Database
-from qc.db.models import Inspection, Product, utcnow
+from qc.db.models import Inspection, utcnow
 from qc.heatmap import encode_jpeg, overlay
 from qc.imaging import ImageError, read_image
 from qc.service import catalog, openapi, stats
 from qc.service.auth import STATION, Principal, current_principal, roles_required
 from qc.service.database import get_database, get_session
+from qc.service.dataset import send_zip
 from qc.service.errors import ServiceError
 from qc.service.ingest import (
     TEXT_LIMITS,
@@ -43,8 +42,15 @@ from qc.service.ingest import (
     server_row,
     touch_station,
 )
-from qc.service.queries import Filters, get_visible, iter_csv, list_page, set_review, to_dict
-from qc.service.registry import find
+from qc.service.queries import (
+    file_url,
+    get_visible,
+    iter_csv,
+    list_page,
+    request_filters,
+    set_review,
+    to_dict,
+)
 from qc.service.runner import get_inspectors
 from qc.service.storage import get_storage, sniff_suffix
 
@@ -54,10 +60,6 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 HEATMAP_MAX_SIDE = 1280  # stored heatmaps are for eyes, not measurement
 VIEWERS = (STATION, "operator", "manager", "engineer")
 _OBJECT_REPR = re.compile(r" ?<[^<>]* at 0x[0-9a-f]+>")
-
-
-def _file_url(inspection_id: str, kind: str) -> str:
-    return url_for("api.inspection_file", inspection_id=inspection_id, kind=kind)
 
 
 @bp.get("/health")
@@ -125,7 +127,7 @@ def _heatmap_jpeg(image: np.ndarray, amap: np.ndarray) -> bytes:
 
 
 def _reply(insp: Inspection) -> dict:
-    body = to_dict(insp, _file_url)
+    body = to_dict(insp, file_url)
     return {
         k: body[k]
         for k in (
@@ -254,18 +256,14 @@ def _paging() -> tuple[int, int]:
         raise ServiceError("limit and offset must be integers", 400) from None
 
 
-def _filters() -> Filters:
-    return Filters.from_args(request.args, ZoneInfo(current_app.config["TIMEZONE"]))
-
-
 @bp.get("/inspections")
 @roles_required(*VIEWERS)
 def list_inspections() -> Any:
     """Inspections, newest first, filtered; operators see their own, stations theirs."""
     limit, offset = _paging()
-    items, more = list_page(get_session(), _filters(), current_principal(), limit, offset)
+    items, more = list_page(get_session(), request_filters(), current_principal(), limit, offset)
     return {
-        "items": [to_dict(i, _file_url) for i in items],
+        "items": [to_dict(i, file_url) for i in items],
         "limit": limit,
         "offset": offset,
         "next_offset": offset + limit if more else None,
@@ -285,7 +283,7 @@ def _own_session(database: Database, producer: Any, *args: Any) -> Iterator[str]
 @roles_required("manager", "engineer")
 def export_csv() -> Any:
     """The filtered inspections as CSV (oldest first), streamed."""
-    chunks = _own_session(get_database(), iter_csv, _filters(), current_principal())
+    chunks = _own_session(get_database(), iter_csv, request_filters(), current_principal())
     name = f"inspections-{utcnow():%Y%m%d-%H%M}.csv"
     return Response(
         chunks,
@@ -298,7 +296,7 @@ def export_csv() -> Any:
 @roles_required(*VIEWERS)
 def get_inspection(inspection_id: str) -> Any:
     """One inspection."""
-    return to_dict(get_visible(get_session(), inspection_id, current_principal()), _file_url)
+    return to_dict(get_visible(get_session(), inspection_id, current_principal()), file_url)
 
 
 @bp.get("/inspections/<inspection_id>/<any(image, heatmap):kind>")
@@ -326,7 +324,7 @@ def review(inspection_id: str) -> Any:
     insp = get_visible(db, inspection_id, current_principal())
     set_review(insp, body, current_principal().username)
     db.commit()
-    return to_dict(insp, _file_url)
+    return to_dict(insp, file_url)
 
 
 @bp.get("/stats")
@@ -341,22 +339,8 @@ def get_stats() -> Any:
 @bp.get("/dataset.zip")
 @roles_required("engineer")
 def dataset() -> Any:
-    """Stored photos as a zip in label folders (reviewed only unless reviewed=false)."""
-    from qc.service.dataset import build_zip
-
-    filters = _filters()
-    if filters.reviewed is None:
-        filters.reviewed = True
-    if not filters.product:
-        raise ServiceError("dataset export needs ?product=NAME")
-    find(get_session(), Product, filters.product, "product")
-    spool = build_zip(get_session(), get_storage(), filters, current_principal())
-    return send_file(
-        spool,
-        mimetype="application/zip",
-        as_attachment=True,
-        download_name=f"{filters.product}-dataset.zip",
-    )
+    """Stored photos of ?product in `qc train` layout (reviewed only unless reviewed=false)."""
+    return send_zip(request_filters())
 
 
 catalog.register(bp)

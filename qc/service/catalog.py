@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -172,11 +173,7 @@ def create_station() -> Any:
 @roles_required("admin")
 def rotate_station_key(name: str) -> Any:
     """Give a station a new API key (the old one stops working)."""
-    db = get_session()
-    station = registry.find(db, Station, name, "station")
-    key = registry.rotate_station_key(station)
-    db.commit()
-    return {**registry.station_dict(station), "api_key": key}
+    return _new_key(Station, name, "station", registry.station_dict)
 
 
 @roles_required("admin")
@@ -210,11 +207,16 @@ def update_user(username: str) -> Any:
 @roles_required("admin")
 def issue_user_key(username: str) -> Any:
     """Give a user an API key for scripts (shown once; replaces the previous one)."""
+    return _new_key(User, username, "user", registry.user_dict)
+
+
+def _new_key(model: type, name: str, what: str, as_dict: Callable[[Any], dict]) -> dict:
+    """Give the user or station named `name` a new API key; its JSON view with the key."""
     db = get_session()
-    user = registry.find(db, User, username, "user")
-    key = registry.issue_user_key(user)
+    holder = registry.find(db, model, name, what)
+    key = registry.issue_key(holder)
     db.commit()
-    return {**registry.user_dict(user), "api_key": key}
+    return {**as_dict(holder), "api_key": key}
 
 
 ROUTES = (

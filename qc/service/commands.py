@@ -105,12 +105,8 @@ def users_set(username: str, role: str | None, password: str | None, active: boo
 def users_key(username: str) -> None:
     """Print a new API key for a user's scripts (replaces the previous one)."""
     from qc.db.models import User
-    from qc.service import registry
 
-    with app_session() as (_app, db):
-        key = registry.issue_user_key(registry.find(db, User, username, "user"))
-        db.commit()
-    click.echo(key)
+    _print_new_key(User, username, "user")
 
 
 @users.command("list")
@@ -147,10 +143,16 @@ def stations_create(name: str, line: str | None) -> None:
 def stations_key(name: str) -> None:
     """Print a new API key for a station (the old one stops working)."""
     from qc.db.models import Station
+
+    _print_new_key(Station, name, "station")
+
+
+def _print_new_key(model: type, name: str, what: str) -> None:
+    """Give the user or station named `name` a new API key and print it."""
     from qc.service import registry
 
     with app_session() as (_app, db):
-        key = registry.rotate_station_key(registry.find(db, Station, name, "station"))
+        key = registry.issue_key(registry.find(db, model, name, what))
         db.commit()
     click.echo(key)
 

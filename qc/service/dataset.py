@@ -1,7 +1,12 @@
-"""Export stored photos as a training set: a zip with one folder per label and a labels.csv.
+"""Stored photos as a training set, in the folder layout `qc train` reads:
 
-The label is the reviewer's corrected label when there is one, else the model's verdict
-("good", or the defect type). Reviewed items are the default: they are the ones worth training on.
+    <product>-dataset-YYYYMMDD/good/<id>.<ext>
+    <product>-dataset-YYYYMMDD/defect/<type>/<id>.<ext>   (a fail without a type: defect/defect/)
+    <product>-dataset-YYYYMMDD/labels.csv    file, label, id, verdict, score, review, note
+
+The label is the engineer's corrected label when there is one, else the model's verdict.
+Reviewed items are the default: they are the ones worth training on. One export serves
+GET /api/v1/dataset.zip and the review page.
 """
 
 from __future__ import annotations
@@ -14,65 +19,100 @@ import tempfile
 import zipfile
 from typing import IO
 
-from sqlalchemy import select
+from flask import Response, send_file
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from qc.db.models import Inspection, Product, Station
-from qc.service.auth import Principal
-from qc.service.queries import Filters, scoped
-from qc.service.storage import Storage
+from qc.db.models import Inspection, Product, Station, utcnow
+from qc.service.auth import Principal, current_principal
+from qc.service.database import get_session
+from qc.service.errors import ServiceError
+from qc.service.queries import Filters, model_label, scoped
+from qc.service.registry import find
+from qc.service.storage import Storage, get_storage
 
 log = logging.getLogger(__name__)
 
 MAX_ITEMS = 20_000
 SPOOL_BYTES = 64 * 1024 * 1024  # build in memory up to this, then on disk
+MANIFEST = ("file", "label", "id", "verdict", "score", "review", "note")
 
 
-def label_of(insp: Inspection) -> str:
-    """Folder name for an inspection's photo."""
-    if insp.review_label:
-        label = insp.review_label
-    else:
-        label = "good" if insp.verdict == "pass" else (insp.defect_type or "defect")
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("._") or "unlabelled"
+def safe_name(text: str, fallback: str) -> str:
+    """text made safe as one file or folder name."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._") or fallback
 
 
-def build_zip(db: Session, storage: Storage, filters: Filters, principal: Principal) -> IO[bytes]:
-    """The zip as a rewound file object."""
+def label_of(review_label: str | None, verdict: str, defect_type: str | None) -> str:
+    """The training label: the engineer's corrected label, else the model's (a safe name)."""
+    return safe_name(review_label or model_label(verdict, defect_type), "unlabelled")
+
+
+def folder_of(label: str) -> str:
+    """'good' -> 'good'; any other label is a defect type -> 'defect/<type>'."""
+    return "good" if label == "good" else f"defect/{label}"
+
+
+def photos_query(filters: Filters, principal: Principal) -> Select:
+    """Inspections with a stored photo, filtered and scoped to what the caller may see."""
     query = (
-        scoped(
-            select(Inspection)
-            .join(Product, Inspection.product_id == Product.id)
-            .outerjoin(Station, Inspection.station_id == Station.id)
-            .where(Inspection.image_path.is_not(None)),
-            filters,
-            principal,
-        )
-        .order_by(Inspection.inspected_at)
-        .limit(MAX_ITEMS)
+        select(Inspection)
+        .join(Product, Inspection.product_id == Product.id)
+        .outerjoin(Station, Inspection.station_id == Station.id)
+        .where(Inspection.image_path.is_not(None))
     )
+    return scoped(query, filters, principal)
+
+
+def build_zip(
+    db: Session, storage: Storage, filters: Filters, principal: Principal, root: str
+) -> IO[bytes]:
+    """The zip as a rewound file object; `root` is the folder it unpacks into."""
+    query = photos_query(filters, principal).order_by(Inspection.inspected_at).limit(MAX_ITEMS)
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 (returned)
     manifest = io.StringIO()
     writer = csv.writer(manifest)
-    writer.writerow(["file", "label", "id", "verdict", "score", "review", "note"])
+    writer.writerow(MANIFEST)
+    written = 0
     with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_STORED) as archive:
         for insp in db.scalars(query):
             path = storage.resolve(insp.image_path)
             if not path.exists():
                 continue
-            name = f"{label_of(insp)}/{insp.id}{path.suffix}"
-            archive.write(path, name)
-            writer.writerow(
-                [
-                    name,
-                    label_of(insp),
-                    insp.id,
-                    insp.verdict,
-                    insp.score,
-                    insp.review or "",
-                    insp.review_note or "",
-                ]
-            )
-        archive.writestr("labels.csv", manifest.getvalue())
+            label = label_of(insp.review_label, insp.verdict, insp.defect_type)
+            name = f"{folder_of(label)}/{insp.id}{path.suffix}"
+            archive.write(path, f"{root}/{name}")
+            writer.writerow([name, label, insp.id, insp.verdict, insp.score,
+                             insp.review or "", insp.review_note or ""])
+            written += 1
+        archive.writestr(f"{root}/labels.csv", manifest.getvalue())
+    log.info("dataset export: %d photos", written)
     spool.seek(0)
     return spool
+
+
+def label_counts(db: Session, filters: Filters, principal: Principal) -> dict[str, int]:
+    """How many photos the export would hold per folder."""
+    counts: dict[str, int] = {}
+    i = Inspection
+    query = photos_query(filters, principal).with_only_columns(
+        i.review_label, i.verdict, i.defect_type, func.count()
+    ).group_by(i.review_label, i.verdict, i.defect_type)
+    for review_label, verdict, defect_type, n in db.execute(query):
+        folder = folder_of(label_of(review_label, verdict, defect_type))
+        counts[folder] = counts.get(folder, 0) + int(n)
+    return dict(sorted(counts.items()))
+
+
+def send_zip(filters: Filters) -> Response:
+    """The export of filters.product (reviewed photos unless filters.reviewed is False)."""
+    if not filters.product:
+        raise ServiceError("choose a product to export: ?product=NAME")
+    db = get_session()
+    find(db, Product, filters.product, "product")
+    if filters.reviewed is None:
+        filters.reviewed = True
+    root = f"{safe_name(filters.product, 'product')}-dataset-{utcnow():%Y%m%d}"
+    spool = build_zip(db, get_storage(), filters, current_principal(), root)
+    return send_file(spool, mimetype="application/zip", as_attachment=True,
+                     download_name=f"{root}.zip")

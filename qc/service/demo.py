@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from qc.db.models import Inspection, ModelVersion, Product, Station, User, utcnow
 from qc.service import registry
 from qc.service.ingest import record
-from qc.service.queries import set_review
+from qc.service.queries import set_flag
 from qc.service.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -269,7 +269,7 @@ def inspect_samples(app: Flask, station: Station, photos: list[Path]) -> list[di
         from qc.service.database import get_session
 
         db = get_session()
-        key = registry.rotate_station_key(db.get(Station, station.id))
+        key = registry.issue_key(db.get(Station, station.id))
         db.commit()
     client, replies = app.test_client(), []
     for k, path in enumerate(photos):
@@ -287,12 +287,11 @@ def inspect_samples(app: Flask, station: Station, photos: list[Path]) -> list[di
 
 
 def flag_some(db: Session, replies: list[dict]) -> int:
-    """The operator disagrees with one failed live result (shown on the review page)."""
+    """The operator flags one failed live result as doubtful (shown on the review page)."""
     found = next((r for r in replies if r["verdict"] == "fail"), None)
     if found is None:
         return 0
-    set_review(db.get(Inspection, found["id"]), {"review": "disagree", "note": "looks fine to me"},
-               "operator")
+    set_flag(db.get(Inspection, found["id"]), "looks fine to me", "operator")
     return 1
 
 

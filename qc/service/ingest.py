@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 MAX_FUTURE = timedelta(days=1)  # a station clock that far ahead is wrong, not early
 TEXT_LIMITS = {"lot": 64, "serial": 128, "operator": 64, "defect_type": 64, "model_version": 64}
+MAX_FLAGS, FLAG_LIMIT = 16, 64  # image-quality flags are a handful of short words
 COLUMNS = (
     "id",
     "product_id",
@@ -51,6 +52,7 @@ COLUMNS = (
     "latency_ms",
     "image_path",
     "heatmap_path",
+    "flags",
 )
 
 
@@ -104,6 +106,27 @@ def _text(item: dict, key: str) -> str | None:
     if len(text) > TEXT_LIMITS[key]:
         raise ResultError(f"{key} is longer than {TEXT_LIMITS[key]} characters")
     return text or None
+
+
+def _flags(item: dict) -> list[str] | None:
+    """The station's image-quality flags: a list of short strings (none: None)."""
+    value = item.get("flags")
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(f, str) for f in value):
+        raise ResultError(f'flags must be a list of strings like ["blurred"], not {value!r}')
+    flags = list(dict.fromkeys(f.strip() for f in value if f.strip()))
+    if len(flags) > MAX_FLAGS or any(len(f) > FLAG_LIMIT for f in flags):
+        raise ResultError(f"flags: at most {MAX_FLAGS}, each up to {FLAG_LIMIT} characters")
+    return flags or None
+
+
+def inspection_row(**values: object) -> dict:
+    """An inspections row for record(): every column of COLUMNS, None where not given."""
+    unknown = set(values) - set(COLUMNS)
+    if unknown:
+        raise KeyError(f"not inspection columns: {sorted(unknown)}")
+    return {**dict.fromkeys(COLUMNS), **values}
 
 
 @dataclass
@@ -175,26 +198,25 @@ def parse_result(item: object, resolve: Resolver, now: datetime) -> dict:
     if verdict not in VERDICTS:
         raise ResultError(f"verdict must be 'pass' or 'fail', not {verdict!r}")
     label = _text(item, "model_version")
-    return {
-        "id": parse_uuid(item.get("id")),
-        "product_id": product.id,
-        "station_id": resolve.station_id(item.get("station")),
-        "model_version_id": resolve.version_id(product.id, label),
-        "model_version": label,
-        "lot": _text(item, "lot"),
-        "serial": _text(item, "serial"),
-        "operator": _text(item, "operator"),
-        "inspected_at": inspected_at,
-        "received_at": now,
-        "source": "edge",
-        "score": score,
-        "raw_score": _number(item, "raw_score"),
-        "verdict": verdict,
-        "defect_type": _text(item, "defect_type") if verdict == "fail" else None,
-        "latency_ms": _number(item, "latency_ms"),
-        "image_path": None,
-        "heatmap_path": None,
-    }
+    return inspection_row(
+        id=parse_uuid(item.get("id")),
+        product_id=product.id,
+        station_id=resolve.station_id(item.get("station")),
+        model_version_id=resolve.version_id(product.id, label),
+        model_version=label,
+        lot=_text(item, "lot"),
+        serial=_text(item, "serial"),
+        operator=_text(item, "operator"),
+        inspected_at=inspected_at,
+        received_at=now,
+        source="edge",
+        score=score,
+        raw_score=_number(item, "raw_score"),
+        verdict=verdict,
+        defect_type=_text(item, "defect_type") if verdict == "fail" else None,
+        latency_ms=_number(item, "latency_ms"),
+        flags=_flags(item),
+    )
 
 
 def _dialect_insert(db: Session, table: Table):
@@ -256,26 +278,26 @@ def server_row(
     now: datetime,
 ) -> dict:
     """An inspections row for an image inspected by the service itself."""
-    return {
-        "id": inspection_id,
-        "product_id": product.id,
-        "station_id": station_id,
-        "model_version_id": product.active_model.id,
-        "model_version": product.active_model.version,
-        "lot": fields.get("lot"),
-        "serial": fields.get("serial"),
-        "operator": fields.get("operator"),
-        "inspected_at": now,
-        "received_at": now,
-        "source": "server",
-        "score": verdict["score"],
-        "raw_score": verdict["raw_score"],
-        "verdict": verdict["verdict"],
-        "defect_type": verdict["defect_type"],
-        "latency_ms": verdict["latency_ms"],
-        "image_path": fields.get("image_path"),
-        "heatmap_path": fields.get("heatmap_path"),
-    }
+    return inspection_row(
+        id=inspection_id,
+        product_id=product.id,
+        station_id=station_id,
+        model_version_id=product.active_model.id,
+        model_version=product.active_model.version,
+        lot=fields.get("lot"),
+        serial=fields.get("serial"),
+        operator=fields.get("operator"),
+        inspected_at=now,
+        received_at=now,
+        source="server",
+        score=verdict["score"],
+        raw_score=verdict["raw_score"],
+        verdict=verdict["verdict"],
+        defect_type=verdict["defect_type"],
+        latency_ms=verdict["latency_ms"],
+        image_path=fields.get("image_path"),
+        heatmap_path=fields.get("heatmap_path"),
+    )
 
 
 def touch_station(db: Session, principal: Principal, now: datetime | None = None) -> None:

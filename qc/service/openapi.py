@@ -59,6 +59,13 @@ RESULT = {
         "lot": STR,
         "serial": STR,
         "operator": STR,
+        "flags": {
+            "type": "array",
+            "items": {**STR, "maxLength": 64},
+            "maxItems": 16,
+            "description": 'image-quality warnings, e.g. ["blurred", "drift:brightness"]',
+        },
+        "source_name": {**STR, "description": "file or frame name at the station; not stored"},
     },
 }
 INSPECTION_REPLY = {
@@ -75,6 +82,47 @@ INSPECTION_REPLY = {
         "inspected_at": STR,
         "heatmap_url": NULLABLE_STR,
         "image_url": NULLABLE_STR,
+    },
+}
+NULLABLE_NUM = {"type": ["number", "null"]}
+INSPECTION = {
+    "type": "object",
+    "properties": {
+        **INSPECTION_REPLY["properties"],
+        **{k: NULLABLE_STR for k in ("lot", "serial", "operator")},
+        "raw_score": NULLABLE_NUM,
+        "latency_ms": NULLABLE_NUM,
+        "source": {"enum": ["server", "edge"]},
+        "review": {
+            "type": ["object", "null"],
+            "description": "an engineer's review; it refines recall and false-reject rate",
+            "properties": {
+                "review": {"enum": ["agree", "disagree"]},
+                "label": STR,
+                "note": NULLABLE_STR,
+                "by": STR,
+                "at": STR,
+            },
+        },
+        "operator_flag": {
+            "type": ["object", "null"],
+            "description": "an operator's doubt from the station page; not a label",
+            "properties": {"by": STR, "at": STR, "note": NULLABLE_STR},
+        },
+        "flags": {
+            "type": "array",
+            "items": STR,
+            "description": "image-quality warnings the station sent (empty if none)",
+        },
+    },
+}
+INSPECTION_LIST = {
+    "type": "object",
+    "properties": {
+        "items": {"type": "array", "items": INSPECTION},
+        "limit": INT,
+        "offset": INT,
+        "next_offset": {"type": ["integer", "null"]},
     },
 }
 ERROR = {
@@ -154,8 +202,10 @@ DETAILS: dict[str, dict] = {
         )
     },
     "api.list_inspections": {
-        "parameters": FILTERS + [_q("limit", "1..500", INT), _q("offset", ">= 0", INT)]
+        "parameters": FILTERS + [_q("limit", "1..500", INT), _q("offset", ">= 0", INT)],
+        "responses": {"200": _ok("newest first", INSPECTION_LIST)},
     },
+    "api.get_inspection": {"responses": {"200": _ok("one inspection", INSPECTION)}},
     "api.export_csv": {
         "parameters": FILTERS,
         "responses": {"200": _ok("CSV", {"type": "string"}, "text/csv")},
@@ -165,6 +215,7 @@ DETAILS: dict[str, dict] = {
         "responses": {"200": _ok("zip", {"type": "string"}, "application/zip")},
     },
     "api.review": {
+        "responses": {"200": _ok("the reviewed inspection", INSPECTION)},
         "requestBody": _json_body(
             {
                 "type": "object",
@@ -276,7 +327,12 @@ def build_spec(app: Flask) -> dict:
                     "description": "browser login; state-changing calls need X-CSRFToken",
                 },
             },
-            "schemas": {"Result": RESULT, "InspectionReply": INSPECTION_REPLY, "Error": ERROR},
+            "schemas": {
+                "Result": RESULT,
+                "InspectionReply": INSPECTION_REPLY,
+                "Inspection": INSPECTION,
+                "Error": ERROR,
+            },
         },
         "paths": paths,
     }

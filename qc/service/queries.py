@@ -1,4 +1,5 @@
-"""Reading inspections: filters from query arguments, paging, JSON and CSV views, reviews."""
+"""Reading inspections: filters from query arguments, paging, JSON and CSV views, engineers'
+reviews and operators' flags."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from flask import current_app, request, url_for
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, contains_eager
 
@@ -39,6 +42,10 @@ CSV_COLUMNS = (
     "review_note",
     "reviewed_by",
     "reviewed_at",
+    "flagged_by",
+    "flagged_at",
+    "flag_note",
+    "flags",
 )
 
 
@@ -76,6 +83,11 @@ class Filters:
             raise ServiceError(str(exc), 400) from None
         flag = None if reviewed in (None, "") else reviewed in ("true", "1")
         return cls(**values, reviewed=flag, start=start, end=end)
+
+
+def request_filters() -> Filters:
+    """Filters of the current request; naive from/to are plant time (QC_TIMEZONE)."""
+    return Filters.from_args(request.args, ZoneInfo(current_app.config["TIMEZONE"]))
 
 
 def scoped(query: Select, filters: Filters, principal: Principal) -> Select:
@@ -132,6 +144,11 @@ def get_visible(db: Session, inspection_id: str, principal: Principal) -> Inspec
     return found
 
 
+def file_url(inspection_id: str, kind: str) -> str:
+    """URL of an inspection's stored photo ("image") or heatmap."""
+    return url_for("api.inspection_file", inspection_id=inspection_id, kind=kind)
+
+
 def to_dict(insp: Inspection, url_for_file: Any = None) -> dict:
     """JSON view of an inspection; url_for_file(id, kind) makes image/heatmap links."""
 
@@ -156,6 +173,8 @@ def to_dict(insp: Inspection, url_for_file: Any = None) -> dict:
         "image_url": link("image", insp.image_path),
         "heatmap_url": link("heatmap", insp.heatmap_path),
         "review": _review_dict(insp),
+        "operator_flag": flag_dict(insp),
+        "flags": insp.flags or [],
     }
 
 
@@ -171,8 +190,21 @@ def _review_dict(insp: Inspection) -> dict | None:
     }
 
 
+def flag_dict(insp: Inspection) -> dict | None:
+    """An operator's flag as JSON (None when not flagged)."""
+    if insp.flagged_by is None:
+        return None
+    at = insp.flagged_at.isoformat() if insp.flagged_at else None
+    return {"by": insp.flagged_by, "at": at, "note": insp.flag_note}
+
+
+def model_label(verdict: str, defect_type: str | None) -> str:
+    """The label the model gave: "good" for a pass, else the defect type ("defect" if none)."""
+    return "good" if verdict == "pass" else (defect_type or "defect")
+
+
 def set_review(insp: Inspection, body: dict, username: str) -> None:
-    """Record agree/disagree (+ corrected label and note); a later review replaces it."""
+    """Record an engineer's agree/disagree (+ corrected label and note); a later one replaces it."""
     review = body.get("review")
     if review not in REVIEWS:
         raise ServiceError("review must be 'agree' or 'disagree'", 400)
@@ -180,13 +212,20 @@ def set_review(insp: Inspection, body: dict, username: str) -> None:
     if review == "disagree" and label is None:
         label = "good" if insp.verdict == "fail" else "defect"
     if review == "agree":
-        label = "good" if insp.verdict == "pass" else (insp.defect_type or "defect")
+        label = model_label(insp.verdict, insp.defect_type)
     note = body.get("note")
     if label and len(label) > 64 or note and len(str(note)) > 2000:
         raise ServiceError("label is limited to 64 characters and note to 2000", 400)
     insp.review, insp.review_label = review, label
     insp.review_note = str(note) if note else None
     insp.reviewed_by, insp.reviewed_at = username, utcnow()
+
+
+def set_flag(insp: Inspection, note: str, username: str) -> None:
+    """Record an operator's doubt about a verdict for an engineer to check; it is no label."""
+    if insp.flagged_by is not None and insp.flagged_by != username:
+        raise ServiceError(f"already flagged by {insp.flagged_by}", 409)
+    insp.flagged_by, insp.flagged_at, insp.flag_note = username, utcnow(), note
 
 
 def iter_csv(
@@ -224,6 +263,8 @@ def _csv_column(name: str) -> Any:
 def _csv_value(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, list):
+        value = ";".join(value)
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
         return "'" + value  # spreadsheets would run it as a formula
     return "" if value is None else value

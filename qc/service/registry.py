@@ -88,10 +88,10 @@ def update_user(
     return user
 
 
-def issue_user_key(user: User) -> str:
-    """Give a user a new API key (for scripts); the old one stops working."""
+def issue_key(holder: User | Station) -> str:
+    """Give a user (for scripts) or a station a new API key; the old one stops working."""
     key = new_api_key()
-    user.api_key_hash = hash_key(key)
+    holder.api_key_hash = hash_key(key)
     return key
 
 
@@ -99,18 +99,11 @@ def create_station(db: Session, name: str, line: str | None = None) -> tuple[Sta
     """Add a station; returns (station, its API key — shown once)."""
     name = _name(name, "station name")
     _unique(db, Station, "name", name, "station")
-    key = new_api_key()
-    station = Station(name=name, line=(line or None), api_key_hash=hash_key(key), active=True)
+    station = Station(name=name, line=(line or None), active=True)
+    key = issue_key(station)
     db.add(station)
     db.flush()
     return station, key
-
-
-def rotate_station_key(station: Station) -> str:
-    """A new API key for a station; the old one stops working."""
-    key = new_api_key()
-    station.api_key_hash = hash_key(key)
-    return key
 
 
 def check_costs(costs: dict) -> dict[str, float]:

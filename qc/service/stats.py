@@ -75,8 +75,20 @@ def parse_request(db: Session, args: Any, config: Any) -> StatsRequest:
     return req
 
 
-def _floor_hour(ts: datetime) -> datetime:
-    return ts.replace(minute=0, second=0, microsecond=0)
+def _whole_hours(req: StatsRequest) -> tuple[datetime, datetime]:
+    """[first, last): the whole UTC hours inside [start, end) (first >= last when none)."""
+    first = req.start.replace(minute=0, second=0, microsecond=0)
+    first += timedelta(hours=1) if req.start != first else timedelta(0)
+    return first, req.end.replace(minute=0, second=0, microsecond=0)
+
+
+def _scoped(query: Select, columns: Any, req: StatsRequest) -> Select:
+    """Limit a query to the request's product and station (columns: a table or model)."""
+    if req.product is not None:
+        query = query.where(columns.product_id == req.product.id)
+    if req.station is not None:
+        query = query.where(columns.station_id == req.station.id)
+    return query
 
 
 @dataclass
@@ -91,9 +103,7 @@ class Tally:
 def tally(db: Session, req: StatsRequest) -> Tally:
     """Count [start, end) exactly: whole hours from the pre-aggregate, the rest from inspections."""
     out = Tally()
-    first = _floor_hour(req.start)
-    first += timedelta(hours=1) if req.start != first else timedelta(0)
-    last = _floor_hour(req.end)
+    first, last = _whole_hours(req)
     if first >= last:
         _tally_raw(db, req, req.start, req.end, out)
         return out
@@ -111,12 +121,7 @@ def _tally_hours(
     failed = func.sum(case((c.verdict == "fail", c.count), else_=0))
 
     def scoped(query: Select) -> Select:
-        query = query.where(c.hour >= first, c.hour < last)
-        if req.product is not None:
-            query = query.where(c.product_id == req.product.id)
-        if req.station is not None:
-            query = query.where(c.station_id == req.station.id)
-        return query
+        return _scoped(query.where(c.hour >= first, c.hour < last), c, req)
 
     for hour, n, d in db.execute(
         scoped(select(c.hour, func.sum(c.count), failed).group_by(c.hour))
@@ -148,9 +153,7 @@ def _tally_raw(db: Session, req: StatsRequest, start: datetime, end: datetime, o
 def count_rows(db: Session, req: StatsRequest) -> list[tuple[datetime, int, str, str, int]]:
     """(time, product_id, verdict, defect_type, count) rows covering [start, end) exactly, for
     series by product (more rows than tally(): GROUP BY hour, product, verdict and type)."""
-    first = _floor_hour(req.start)
-    first += timedelta(hours=1) if req.start != first else timedelta(0)
-    last = _floor_hour(req.end)
+    first, last = _whole_hours(req)
     if first >= last:
         return _raw_rows(db, req, req.start, req.end)
     c = InspectionCount
@@ -159,11 +162,7 @@ def count_rows(db: Session, req: StatsRequest) -> list[tuple[datetime, int, str,
         .where(c.hour >= first, c.hour < last)
         .group_by(c.hour, c.product_id, c.verdict, c.defect_type)
     )
-    if req.product is not None:
-        query = query.where(c.product_id == req.product.id)
-    if req.station is not None:
-        query = query.where(c.station_id == req.station.id)
-    rows = [(h, pid, v, t, int(n)) for h, pid, v, t, n in db.execute(query)]
+    rows = [(h, pid, v, t, int(n)) for h, pid, v, t, n in db.execute(_scoped(query, c, req))]
     return _raw_rows(db, req, req.start, first) + rows + _raw_rows(db, req, last, req.end)
 
 
@@ -179,11 +178,7 @@ def _raw_query(req: StatsRequest, start: datetime, end: datetime) -> Select:
     query = select(i.inspected_at, i.product_id, i.verdict, i.defect_type).where(
         i.inspected_at >= start, i.inspected_at < end
     )
-    if req.product is not None:
-        query = query.where(i.product_id == req.product.id)
-    if req.station is not None:
-        query = query.where(i.station_id == req.station.id)
-    return query
+    return _scoped(query, i, req)
 
 
 def compute(db: Session, req: StatsRequest, prior_weight: float) -> dict:
@@ -226,7 +221,7 @@ def _filters(req: StatsRequest) -> dict:
 
 
 def review_counts(db: Session, model_version_id: int) -> economics.ReviewCounts:
-    """Operator reviews of one model version's verdicts."""
+    """Engineers' reviews of one model version's verdicts (operators' flags are no reviews)."""
     i = Inspection
     query = select(i.verdict, i.review, func.count()).where(
         i.review.is_not(None), i.model_version_id == model_version_id

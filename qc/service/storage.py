@@ -1,5 +1,5 @@
 """Files on disk under DATA_DIR: inspection images and heatmaps by day, model packages by
-checksum, and the retention rule (failed or reviewed items' images are kept longer than passed).
+checksum, and the retention rule (failed, reviewed or flagged items keep their images longer).
 """
 
 from __future__ import annotations
@@ -109,8 +109,8 @@ class RetentionResult:
 def apply_retention(
     db: Session, storage: Storage, now: datetime, pass_days: int, fail_days: int, batch: int = 1000
 ) -> RetentionResult:
-    """Delete images and heatmaps of passed items older than pass_days, and of failed or
-    reviewed items older than fail_days (0 or less keeps forever). Records stay.
+    """Delete images and heatmaps of passed items older than pass_days, and of failed, reviewed
+    or flagged items older than fail_days (0 or less keeps forever). Records stay.
     """
     result = RetentionResult()
     rules = []
@@ -138,5 +138,9 @@ def _expired(cutoff: datetime, passed_only: bool):
         or_(Inspection.image_path.is_not(None), Inspection.heatmap_path.is_not(None)),
     )
     if passed_only:
-        query = query.where(Inspection.verdict == "pass", Inspection.review.is_(None))
+        query = query.where(
+            Inspection.verdict == "pass",
+            Inspection.review.is_(None),
+            Inspection.flagged_by.is_(None),
+        )
     return query

@@ -1,7 +1,7 @@
 """The operator's station page: scan, photograph, see PASS/FAIL with the heatmap, disagree.
 
-The page posts photos to POST /api/v1/inspections; this blueprint adds the one thing the API
-keeps for engineers: an operator flagging their own result as wrong, for an engineer to review.
+The page posts photos to POST /api/v1/inspections; this blueprint adds an operator flagging
+their own result as doubtful. A flag is no label: an engineer reviews it on the review page.
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ from flask import Blueprint, Flask, render_template, request
 
 from qc.service.auth import current_principal, roles_required
 from qc.service.database import get_session
-from qc.service.errors import ServiceError
 from qc.service.pages.common import defect_types, page_roles, products, stations
-from qc.service.queries import get_visible, set_review
+from qc.service.queries import flag_dict, get_visible, set_flag
 
 log = logging.getLogger(__name__)
 
@@ -43,18 +42,16 @@ def page() -> Any:
 @bp.post("/station/inspections/<inspection_id>/disagree")
 @roles_required(*ROLES)
 def disagree(inspection_id: str) -> Any:
-    """Flag a verdict as wrong (operators: their own results); an engineer reviews it later."""
+    """Flag a verdict as doubtful (operators: their own results); an engineer reviews it."""
     body = request.get_json(silent=True) or {}
     note = str(body.get("note") or "").strip()[:NOTE_LIMIT] or "flagged at the station"
     db = get_session()
     principal = current_principal()
     insp = get_visible(db, inspection_id, principal)
-    if insp.review is not None and insp.reviewed_by != principal.username:
-        raise ServiceError(f"already reviewed by {insp.reviewed_by}", 409)
-    set_review(insp, {"review": "disagree", "note": note}, principal.username)
+    set_flag(insp, note, principal.username)
     db.commit()
     log.info("inspection %s flagged by %s", insp.id, principal.username)
-    return {"id": insp.id, "review": insp.review, "label": insp.review_label, "note": note}
+    return {"id": insp.id, "operator_flag": flag_dict(insp)}
 
 
 def init_app(app: Flask) -> None:

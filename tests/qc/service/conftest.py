@@ -104,7 +104,7 @@ def plant(app, tmp_path) -> Plant:
         db = get_session()
         for role in ROLES:
             user, _ = registry.create_user(db, role, role, "password-" + role)
-            out.keys[role] = registry.issue_user_key(user)
+            out.keys[role] = registry.issue_key(user)
         _station, out.keys["station"] = registry.create_station(db, "s1", "line 1")
         product = registry.create_product(db, "widget", "W-1")
         registry.upload_model(db, get_storage(), out.model_path, product, "admin", activate=True)

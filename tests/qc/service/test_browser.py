@@ -90,7 +90,7 @@ def test_operator_inspects_a_photo_and_disagrees(plant, page):
     with app.app_context():
         insp = get_session().scalar(select(Inspection).where(Inspection.serial == "SN-BROWSER-1"))
         assert insp.lot == "L-BROWSER" and insp.operator == "operator"
-        assert insp.review == "disagree" and insp.reviewed_by == "operator"
+        assert insp.flagged_by == "operator" and insp.review is None
         assert page.locator("#verdict-word").inner_text() == insp.verdict.upper()
     assert seconds < 3.0, f"verdict after {seconds:.2f} s"
 

@@ -94,7 +94,8 @@ def test_demo_command_prepares_once_and_prints_the_log_ins(tmp_path, flange_mode
         assert db.scalar(select(func.count()).select_from(Station)) == len(demo.STATIONS)
         live = db.scalars(select(Inspection.verdict).where(Inspection.image_path.is_not(None)))
         live = list(live)
-        flagged = db.scalar(select(func.count()).where(Inspection.reviewed_by == "operator"))
+        flagged = db.scalar(select(func.count()).where(Inspection.flagged_by == "operator"))
+        assert not db.scalar(select(func.count()).where(Inspection.reviewed_by == "operator"))
         assert len(live) == len(demo.sample_photos()) and flagged == ("fail" in live)
     again = runner.invoke(demo_command, args)
     assert again.exit_code == 0 and "reusing the existing demo data" in again.output

@@ -12,8 +12,13 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
+from edge.agent import build_result
+from edge.config import from_dict
+from edge.sources import Frame
 from qc.db.models import Inspection, InspectionCount
+from qc.inference import Verdict
 from qc.service.database import get_session
+from tests.edge.conftest import base_settings, merge
 from tests.qc.service.conftest import png, upload
 
 
@@ -173,6 +178,41 @@ def test_results_bad_items_are_rejected_one_by_one(client, plant):
     for needle, error in zip(["UUID", "0..1", "ISO 8601", "unknown product", "belongs to station",
                               "verdict", "timestamp is required", "JSON object"], errors):
         assert needle in error
+
+
+def test_edge_results_keep_their_image_quality_flags(client, plant, tmp_path):
+    """The agent's own records (edge.agent.build_result) go in; their flags come back out."""
+    settings = merge(base_settings(tmp_path, model=plant.model_path), {"station": {"name": "s1"}})
+    config = from_dict(settings, base_dir=tmp_path)
+    blurred = build_result(config, Frame(name="cam-1.png", key="cam-1", captured_at=1767225600.0),
+                           Verdict(0.7, 0.7, "fail", "scratch", 3.2),
+                           ["blurred", "drift:brightness"], "tiny-1")
+    clean = build_result(config, Frame(name="cam-2.png", key="cam-2", captured_at=1767225601.0),
+                         Verdict(0.1, 0.1, "pass", None, 3.0), [], "tiny-1")
+    assert blurred["source_name"] == "cam-1.png"  # sent along; accepted, not stored
+    reply = client.post("/api/v1/results", headers=plant.auth("station"), json=[blurred, clean])
+    assert reply.json["accepted"] == 2, reply.json
+    listed = client.get("/api/v1/inspections", headers=plant.auth("engineer")).json["items"]
+    flags = {i["id"]: i["flags"] for i in listed}
+    assert flags == {blurred["id"]: ["blurred", "drift:brightness"], clean["id"]: []}
+    one = client.get(f"/api/v1/inspections/{blurred['id']}", headers=plant.auth("manager")).json
+    assert one["flags"] == ["blurred", "drift:brightness"]
+    bad = [{**_results(1)[0], "flags": flags}
+           for flags in ("blurred", [3], ["x" * 65], [f"f{i}" for i in range(17)])]
+    reply = client.post("/api/v1/results", headers=plant.auth("station"), json=bad)
+    assert reply.json["accepted"] == 0 and len(reply.json["rejected"]) == 4
+    assert all("flags" in r["error"] for r in reply.json["rejected"])
+
+
+def test_spec_describes_the_flags_edge_results_carry(client):
+    spec = client.get("/api/v1/openapi.json").json
+    result = spec["components"]["schemas"]["Result"]["properties"]
+    assert result["flags"]["type"] == "array" and "source_name" in result
+    inspection = spec["components"]["schemas"]["Inspection"]["properties"]
+    assert {"flags", "operator_flag", "review"} <= set(inspection)
+    listed = spec["paths"]["/inspections"]["get"]["responses"]["200"]
+    assert listed["content"]["application/json"]["schema"]["properties"]["items"]["items"][
+        "properties"]["flags"]["type"] == "array"
 
 
 def test_results_body_must_be_a_list_and_not_too_long(client, plant, app):

@@ -8,6 +8,8 @@ import uuid
 import zipfile
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from qc.service.database import get_session
 from qc.service.storage import apply_retention, get_storage
 from tests.qc.service.conftest import png, upload
@@ -91,20 +93,85 @@ def test_review_agree_disagree_and_validation(client, plant):
     assert [i["id"] for i in reviewed] == [insp["id"]]
 
 
-def test_dataset_export(client, plant):
-    bad = _inspect(client, plant, 220)
-    good = _inspect(client, plant, 20)
-    _inspect(client, plant, 30)  # not reviewed: left out by default
+def _unzip(data: bytes, into) -> tuple[str, list[str]]:
+    """Unpack a dataset archive; returns its root folder and the names under it."""
+    archive = zipfile.ZipFile(io.BytesIO(data))
+    archive.extractall(into)
+    roots = {n.split("/", 1)[0] for n in archive.namelist()}
+    assert len(roots) == 1, roots  # unpacks into one folder, like `qc train` wants it
+    return roots.pop(), sorted(n.split("/", 1)[1] for n in archive.namelist())
+
+
+def test_dataset_export_is_what_qc_train_reads(client, plant, tmp_path):
     engineer = plant.auth("engineer")
-    client.post(f"/api/v1/inspections/{bad['id']}/review", headers=engineer,
-                json={"review": "disagree", "label": "good"})
-    client.post(f"/api/v1/inspections/{good['id']}/review", headers=engineer,
-                json={"review": "disagree", "label": "stain"})
+    bad = _inspect(client, plant, 220)  # the model fails it; an engineer says good
+    good = _inspect(client, plant, 20)  # the model passes it; an engineer says stain
+    scratch = _inspect(client, plant, 240)  # failed; the engineer agrees
+    assert scratch["defect_type"] == "scratch"  # what the tiny model names this grey level
+    untyped = _result("2026-03-02T10:00:00Z", 0.9)  # an edge fail without a defect type
+    client.post("/api/v1/results", headers=plant.auth("station"), json=[untyped])
+    client.put(f"/api/v1/inspections/{untyped['id']}/image", headers=plant.auth("station"),
+               data={"image": upload(png(200))})
+    unreviewed = _inspect(client, plant, 30)  # not reviewed: left out by default
+    for item, body in ((bad, {"review": "disagree", "label": "good"}),
+                       (good, {"review": "disagree", "label": "stain"}),
+                       (scratch, {"review": "agree", "label": "scratch"}),
+                       (untyped, {"review": "agree"})):
+        reply = client.post(f"/api/v1/inspections/{item['id']}/review", headers=engineer,
+                            json=body)
+        assert reply.status_code == 200, reply.json
     reply = client.get("/api/v1/dataset.zip?product=widget", headers=engineer)
     assert reply.status_code == 200 and reply.mimetype == "application/zip"
-    names = sorted(zipfile.ZipFile(io.BytesIO(reply.data)).namelist())
-    assert names == sorted([f"good/{bad['id']}.png", f"stain/{good['id']}.png", "labels.csv"])
+    assert "widget-dataset-" in reply.headers["Content-Disposition"]
+    root, names = _unzip(reply.data, tmp_path)
+    assert root.startswith("widget-dataset-")
+    assert names == sorted([f"good/{bad['id']}.png", f"defect/stain/{good['id']}.png",
+                            f"defect/{scratch['defect_type']}/{scratch['id']}.png",
+                            f"defect/defect/{untyped['id']}.png", "labels.csv"])
+    with open(tmp_path / root / "labels.csv", newline="") as fh:
+        manifest = {row["id"]: row for row in csv.DictReader(fh)}
+    assert list(manifest[bad["id"]]) == ["file", "label", "id", "verdict", "score", "review",
+                                         "note"]
+    assert manifest[bad["id"]]["label"] == "good" and manifest[bad["id"]]["verdict"] == "fail"
+    assert manifest[good["id"]]["file"] == f"defect/stain/{good['id']}.png"
+    assert manifest[untyped["id"]]["label"] == "defect"
+
+    data = pytest.importorskip("training.data")  # what `qc train` runs on the folder
+    found = data.scan(tmp_path / root, strict=True)
+    assert found.count() == {"good": 1, "defect": 3, "defect/defect": 1,
+                             "defect/scratch": 1, "defect/stain": 1}
+    everything = client.get("/api/v1/dataset.zip?product=widget&reviewed=false", headers=engineer)
+    _root, names = _unzip(everything.data, tmp_path / "all")
+    assert f"good/{unreviewed['id']}.png" in names  # unreviewed: the model's verdict
     assert client.get("/api/v1/dataset.zip", headers=engineer).status_code == 400
+    assert client.get("/api/v1/dataset.zip?product=ghost", headers=engineer).status_code == 404
+
+
+def _flag(client, plant, inspection_id, note="the model is wrong"):
+    return client.post(f"/station/inspections/{inspection_id}/disagree",
+                       headers=plant.auth("operator"), json={"note": note})
+
+
+def test_operator_flag_is_a_doubt_not_a_review(client, plant):
+    insp = _inspect(client, plant, 220, role="operator")
+    reply = _flag(client, plant, insp["id"], "no scratch there")
+    assert reply.status_code == 200
+    assert reply.json["operator_flag"]["by"] == "operator"
+    engineer = plant.auth("engineer")
+    seen = client.get(f"/api/v1/inspections/{insp['id']}", headers=engineer).json
+    assert seen["review"] is None
+    assert seen["operator_flag"]["note"] == "no scratch there" and seen["operator_flag"]["at"]
+    assert client.get("/api/v1/inspections?reviewed=true", headers=engineer).json["items"] == []
+    again = client.post(f"/station/inspections/{insp['id']}/disagree", headers=engineer, json={})
+    assert again.status_code == 409 and "already flagged by operator" in again.get_data(
+        as_text=True)
+    rows = list(csv.DictReader(io.StringIO(client.get(
+        "/api/v1/inspections.csv", headers=engineer).get_data(as_text=True))))
+    assert rows[0]["flagged_by"] == "operator" and rows[0]["review"] == ""
+    client.post(f"/api/v1/inspections/{insp['id']}/review", headers=engineer,
+                json={"review": "agree", "note": "scratch under the flange"})
+    seen = client.get(f"/api/v1/inspections/{insp['id']}", headers=engineer).json
+    assert seen["review"]["by"] == "engineer" and seen["operator_flag"]["by"] == "operator"
 
 
 def test_retention_keeps_failed_images_longer(client, plant, app):
@@ -125,3 +192,16 @@ def test_retention_keeps_failed_images_longer(client, plant, app):
         result = apply_retention(get_session(), get_storage(), much_later, 30, 365)
         assert result.inspections == 1
     assert client.get(failed["heatmap_url"], headers=manager).status_code == 404
+
+
+def test_retention_keeps_flagged_passes_as_long_as_failures(client, plant, app):
+    passed = _inspect(client, plant, 20, role="operator")
+    flagged = _inspect(client, plant, 25, role="operator")  # passed, but the operator doubts it
+    assert _flag(client, plant, flagged["id"]).status_code == 200
+    with app.app_context():
+        later = datetime.now(timezone.utc) + timedelta(days=31)
+        result = apply_retention(get_session(), get_storage(), later, pass_days=30, fail_days=365)
+        assert result.inspections == 1
+    manager = plant.auth("manager")
+    assert client.get(passed["image_url"], headers=manager).status_code == 404
+    assert client.get(flagged["image_url"], headers=manager).status_code == 200

@@ -81,12 +81,12 @@ def test_operator_disagrees_with_own_result_only(client, plant, login):
     url = f"/station/inspections/{own['id']}/disagree"
     assert client.post(url, json={}).status_code == 400  # no CSRF token
     reply = client.post(url, json={"note": "no scratch there"}, headers=csrf)
-    assert reply.status_code == 200 and reply.json["review"] == "disagree"
-    assert reply.json["label"] == "good"  # the model failed it; the operator says good
+    assert reply.status_code == 200 and reply.json["operator_flag"]["by"] == "operator"
     assert client.post(f"/station/inspections/{other['id']}/disagree", json={},
                        headers=csrf).status_code == 404
     seen = client.get(f"/api/v1/inspections/{own['id']}", headers=plant.auth("engineer")).json
-    assert seen["review"]["by"] == "operator" and seen["review"]["note"] == "no scratch there"
+    assert seen["operator_flag"]["note"] == "no scratch there"
+    assert seen["review"] is None  # a doubt, not a label: an engineer decides
 
 
 def test_dashboard_shows_the_numbers_of_the_stats_api(client, plant, login):
@@ -122,7 +122,7 @@ def test_dashboard_survives_bad_filters(client, plant, login):
     assert "No inspections in this period" in empty
 
 
-def test_review_page_and_training_set_export(client, plant, login):
+def test_review_page_and_training_set_export(client, plant, login, tmp_path):
     key = plant.auth("engineer")
     bad = client.post("/api/v1/inspections", headers=key,
                       data={"product": "widget", "image": upload(png(230))}).json
@@ -144,6 +144,28 @@ def test_review_page_and_training_set_export(client, plant, login):
     assert sorted(n.split("/", 1)[1] for n in names) == sorted(
         [f"good/{good['id']}.png", f"defect/scratch/{bad['id']}.png", "labels.csv"])
     assert client.get("/review/dataset.zip?product=ghost").status_code == 404
+    api = client.get("/api/v1/dataset.zip?product=widget", headers=key)
+    assert zipfile.ZipFile(io.BytesIO(api.data)).namelist() == names  # one export for both
+
+
+def test_review_page_shows_operator_flags_and_quality_flags(client, plant, login):
+    edge = _results("2026-03-02", 2, ["scratch"])
+    edge[0]["flags"] = ["blurred", "drift:brightness"]
+    client.post("/api/v1/results", headers=plant.auth("station"), json=edge)
+    for item in edge:
+        client.put(f"/api/v1/inspections/{item['id']}/image", headers=plant.auth("station"),
+                   data={"image": upload(png(200))})
+    doubted = client.post("/api/v1/inspections", headers=plant.auth("operator"),
+                          data={"product": "widget", "image": upload(png(20))}).json
+    client.post(f"/station/inspections/{doubted['id']}/disagree", headers=plant.auth("operator"),
+                json={"note": "dent on the rim"})
+    login("engineer", "password-engineer")
+    flagged = client.get("/review?product=widget").get_data(as_text=True)  # the default list
+    assert flagged.count('class="card item"') == 1 and f'data-id="{doubted["id"]}"' in flagged
+    assert "Flagged by operator: dent on the rim" in flagged and "not reviewed" in flagged
+    everything = client.get("/review?product=widget&show=all").get_data(as_text=True)
+    badges = re.findall(r'<span class="badge"[^>]*>([^<]+)</span>', everything)
+    assert badges == ["blurred", "drift:brightness"]
 
 
 def test_chart_library_is_served_with_its_licence(client):

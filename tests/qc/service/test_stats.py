@@ -105,6 +105,25 @@ def test_reviews_refine_the_rates(client, seeded):
     assert a["validation_false_reject_rate"] == 0.02
 
 
+def test_operator_flags_do_not_refine_the_rates(client, seeded):
+    earlier = _results("2026-02-02T10:00:00Z", 10, ["scratch"] * 10)  # outside the period
+    for item in earlier:
+        item["operator"] = "operator"
+    client.post("/api/v1/results", headers=seeded.auth("station"), json=earlier)
+    for item in earlier:  # the operator doubts all ten fails of the active model
+        reply = client.post(f"/station/inspections/{item['id']}/disagree",
+                            headers=seeded.auth("operator"), json={})
+        assert reply.status_code == 200, reply.json
+    period = {"product": "widget", "from": "2026-03-01", "to": "2026-03-05"}
+    a = _stats(client, seeded, **period)["savings"]["products"][0]["assumptions"]
+    assert a["source"] == "validation" and a["reviews"] == 0
+    assert a["recall"] == 0.95 and a["false_reject_rate"] == 0.02
+    client.post(f"/api/v1/inspections/{earlier[0]['id']}/review",
+                headers=seeded.auth("engineer"), json={"review": "disagree"})
+    a = _stats(client, seeded, **period)["savings"]["products"][0]["assumptions"]
+    assert a["source"] == "validation+reviews" and a["reviews"] == 1
+
+
 def test_partial_hours_at_both_ends_are_exact(client, seeded):
     whole = _stats(client, seeded, **{"from": "2026-03-02T10:10:00Z",
                                       "to": "2026-03-04T09:10:00Z"})["totals"]
