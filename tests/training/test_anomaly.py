@@ -1,0 +1,162 @@
+"""PatchCore anomaly mode: fit on generated good images, find generated defects, export."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from scipy.ndimage import binary_dilation
+from sklearn.metrics import roc_auc_score
+
+from qc.imaging import preprocess_batch, read_image, read_mask
+from qc.inference import Inspector
+from training.anomaly import PatchCore, PatchCoreConfig, greedy_coreset
+from training.anomaly_fit import fit_anomaly
+from training.backbone import load_pretrained
+from training.calibration import ScoreScale
+from training.config import TrainConfig
+from training.data import DatasetError
+from training.export import export_onnx
+from training.synth import generate_dataset
+
+SIZE = 160  # the generated defects span a few pixels: 112 px hides some of them
+SMALL = PatchCoreConfig(max_bank=2048, pad=16)  # the default model, lighter
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("flanges")
+    generate_dataset(root, n_good=24, n_per_type=4, size=SIZE, seed=3)
+    return root
+
+
+@pytest.fixture(scope="module")
+def fitted(data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("model")
+    config = TrainConfig(data=data, out=out / "flange.onnx", mode="anomaly", size=(SIZE, SIZE),
+                         threads=2)
+    return fit_anomaly(config, SMALL)
+
+
+def _defects(root):
+    return sorted((root / "defect").rglob("*.jpg"))
+
+
+def test_finds_generated_defects(fitted):
+    info = fitted.info
+    assert info.mode == "anomaly"
+    assert info.metrics["threshold_method"] == "target_recall"
+    assert info.metrics["auroc"] > 0.75  # chance is 0.5; defects never entered the bank
+    assert info.metrics["pixel_auroc"] > 0.9
+    assert info.training["n_train_good"] + info.training["n_val_good"] == 24
+    assert info.training["n_val_defect"] == 16
+    assert 0 < info.training["bank_size"] <= SMALL.max_bank
+    assert set(info.image_stats) >= {"brightness", "contrast", "sharpness"}
+
+
+def test_heatmap_peak_inside_defect(fitted, data):
+    inspector = Inspector(fitted.path, threads=1)
+    hits, scores, labels = 0, [], []
+    paths = _defects(data)
+    for path in paths:
+        v = inspector.inspect(read_image(path))
+        mask = read_mask(data / "masks" / path.parent.name / f"{path.stem}.png")
+        y, x = np.unravel_index(np.argmax(v.anomaly_map), v.anomaly_map.shape)
+        hits += bool(binary_dilation(mask, iterations=6)[y, x])
+        assert v.anomaly_map.shape == mask.shape
+    assert hits >= 0.75 * len(paths)  # most (14 of 16 measured); a faint stain may peak elsewhere
+    for path in sorted((data / "good").glob("*.jpg"))[-6:] + paths:
+        scores.append(inspector.inspect(read_image(path), with_map=False).raw_score)
+        labels.append(int("defect" in path.parts))
+    assert roc_auc_score(labels, scores) > 0.75
+
+
+def test_threshold_maps_to_half(fitted, data):
+    inspector = Inspector(fitted.path, threads=1)
+    info = inspector.info
+    assert info.score_scale["threshold"] == pytest.approx(info.threshold)
+    assert info.score_scale["low"] == 0.0  # distance 0 -> 0: the map's low pixels keep their order
+    scale = ScoreScale(**info.score_scale)
+    assert float(scale.apply(info.threshold)) == pytest.approx(0.5)
+    for path in _defects(data)[:6]:
+        v = inspector.inspect(read_image(path))
+        assert (v.score >= 0.5) == (v.raw_score >= info.threshold)
+        assert v.score == pytest.approx(float(scale.apply(v.raw_score)), abs=1e-5)
+        assert (v.anomaly_map.max() >= 0.5 - 1e-3) == (v.score >= 0.5)  # image score = map max
+
+
+def test_onnx_matches_torch(data, tmp_path):
+    torch.manual_seed(0)
+    cfg = PatchCoreConfig(max_bank=512, pad=16, chunk=200)  # several chunks in the graph
+    model = PatchCore(load_pretrained(keep_classifier=False), cfg, (96, 128))
+    goods = sorted((data / "good").glob("*.jpg"))
+    images = [read_image(p) for p in goods[:4]] + [read_image(p) for p in _defects(data)[:2]]
+    from qc.imaging import Preprocessing
+
+    x = torch.from_numpy(preprocess_batch(images, Preprocessing((96, 128), "letterbox")))
+    with torch.no_grad():
+        emb = model.embed(x[:3])  # (3, D, h, w)
+        feats = emb.permute(0, 2, 3, 1).reshape(-1, emb.shape[1])
+        model.set_bank(feats[greedy_coreset(feats, 500)])
+        raw, _ = model.raw_maps(x)
+        model.set_scale(ScoreScale.fit(float(raw.median()), raw.numpy()))
+        expected = model(x)
+    from training.config import base_info
+
+    info = base_info(TrainConfig(data=data, out=tmp_path, mode="anomaly", size=(96, 128),
+                                 resize="letterbox"), "sha256:0", threshold=0.0,
+                     score_scale={"low": 0, "threshold": 0, "high": 1})
+    result = export_onnx(model, info, tmp_path / "m.onnx", x[:2])  # raises on mismatch
+    assert max(result.max_abs_diff.values()) <= 1e-3
+    got = Inspector(result.path, threads=1).run(x.numpy())
+    for name, want in zip(("score", "raw_score", "anomaly_map"), expected):
+        np.testing.assert_allclose(got[name], want.numpy(), atol=1e-3, rtol=1e-4)
+    assert got["anomaly_map"].shape == (6, 128, 96)
+
+
+def test_good_only_threshold(data, tmp_path, caplog):
+    root = tmp_path / "goods"
+    (root / "good").mkdir(parents=True)
+    for p in sorted((data / "good").glob("*.jpg"))[:12]:
+        shutil.copy(p, root / "good" / p.name)
+    config = TrainConfig(data=root, out=tmp_path / "m.onnx", mode="anomaly", size=(96, 96),
+                         target_frr=0.05, threads=2)
+    with caplog.at_level(logging.WARNING):
+        result = fit_anomaly(config, PatchCoreConfig(max_bank=512, pad=16))
+    assert "only 12 good images" in caplog.text
+    m = result.info.metrics
+    assert m["threshold_method"] == "good_quantile"
+    assert m["expected_false_reject_rate"] == 0.05 and m["recall"] is None
+    assert "auroc" not in m
+    assert result.info.training["n_val_defect"] == 0
+    assert result.path == tmp_path / "m.onnx" and result.path.is_file()
+
+
+def test_too_few_good_images(data, tmp_path):
+    root = tmp_path / "tiny"
+    (root / "good").mkdir(parents=True)
+    for p in sorted((data / "good").glob("*.jpg"))[:4]:
+        shutil.copy(p, root / "good" / p.name)
+    with pytest.raises(DatasetError, match="at least 5"):
+        fit_anomaly(TrainConfig(data=root, out=tmp_path / "m.onnx", mode="anomaly",
+                                size=(SIZE, SIZE)))
+
+
+def test_coreset_covers_better_than_random():
+    gen = torch.Generator().manual_seed(0)
+    blobs = torch.cat([torch.randn(2000, 4, generator=gen),  # a dense mode...
+                       torch.randn(10, 4, generator=gen) * 0.3 + 8])  # ...and a rare one
+    for block in (100_000, 500):  # one level, and the two-level path
+        idx = greedy_coreset(blobs, 40, proj_dim=0, block=block)
+        assert len(set(idx.tolist())) == 40
+        rand = torch.randperm(len(blobs), generator=gen)[:40]
+        assert _cover(blobs, idx) < _cover(blobs, rand)
+        assert (idx >= 2000).any()  # the rare mode is represented
+
+
+def _cover(points: torch.Tensor, idx: torch.Tensor) -> float:
+    """Largest distance from any point to its nearest selected point."""
+    return float(torch.cdist(points, points[idx]).min(dim=1).values.max())
