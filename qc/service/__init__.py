@@ -20,7 +20,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app: settings from QC_* environment variables, overridden by test_config
     (which may also name the INSTANCE_PATH)."""
     instance = (test_config or {}).get("INSTANCE_PATH") or os.environ.get("QC_INSTANCE_PATH")
-    app = Flask(__name__, instance_path=instance or None, instance_relative_config=True)
+    instance = os.path.abspath(instance) if instance else None  # Flask needs it absolute
+    app = Flask(__name__, instance_path=instance, instance_relative_config=True)
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.from_mapping(settings.from_env(app.instance_path))
     if test_config:

@@ -107,3 +107,13 @@ def test_model_is_trained_once_and_then_reused(tmp_path, flange_model):
     cached = cache / f"{demo.PRODUCT}.onnx"
     cached.write_bytes(flange_model.read_bytes())
     assert demo.ensure_model(cache) == cached
+
+
+def test_demo_default_instance_is_relative_to_the_working_folder(tmp_path, flange_model,
+                                                                  monkeypatch):
+    """`make run` runs `qc demo` with no --instance: ./instance/demo must work."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("QC_INSTANCE_PATH", raising=False)
+    result = CliRunner().invoke(demo_command, ["--model", str(flange_model), "--no-serve"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "instance" / "demo" / "qc.sqlite3").exists()
