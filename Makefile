@@ -32,6 +32,10 @@ samples: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.train_time
 	$(BIN)/python -m bench.inference_latency
+	$(BIN)/python -m bench.anomaly
+	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.stats_latency
+	$(BIN)/python -m bench.edge_latency
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
