@@ -16,12 +16,20 @@ import torch
 from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
-from qc.imaging import preprocess, quality_stats, read_mask, resize
+from qc.imaging import preprocess, read_mask, resize
 from training.anomaly import PatchCore, PatchCoreConfig, greedy_coreset
 from training.backbone import load_pretrained
 from training.calibration import ScoreScale, good_only_threshold, select_threshold
 from training.config import TrainConfig, TrainResult, base_info, environment, pick_device
-from training.data import DatasetError, ImageStore, Sample, fingerprint, group_keys, scan
+from training.data import (
+    DatasetError,
+    ImageStore,
+    Sample,
+    fingerprint,
+    group_keys,
+    image_stats,
+    scan,
+)
 from training.export import export_onnx
 
 log = logging.getLogger(__name__)
@@ -172,11 +180,3 @@ def pixel_auroc(samples: list[Sample], maps: list, store: ImageStore, prep) -> f
         y.append(truth[::2, ::2].ravel())
         p.append(amap.ravel())
     return float(roc_auc_score(np.concatenate(y), np.concatenate(p)))
-
-
-def image_stats(samples: list[Sample], store: ImageStore) -> dict:
-    """Mean and std of qc.imaging.quality_stats over the training images (for the guard)."""
-    rows = [quality_stats(store.get(s.path)) for s in samples]
-    return {k: {"mean": float(np.mean([r[k] for r in rows])),
-                "std": float(np.std([r[k] for r in rows]))} for k in rows[0]}
-

@@ -25,6 +25,7 @@ from qc.imaging import (
     Preprocessing,
     is_image_path,
     preprocess,
+    quality_stats,
     read_image,
     read_mask,
     resize,
@@ -204,6 +205,15 @@ class ImageStore:
             self.cache[path] = image
             self.used += image.nbytes
         return image
+
+
+def image_stats(samples: list[Sample], store: ImageStore) -> dict[str, dict[str, float]]:
+    """Mean and std of qc.imaging.quality_stats over images: the station guard's reference."""
+    rows = [quality_stats(store.get(s.path)) for s in samples]
+    if not rows:
+        return {}
+    return {k: {"mean": float(np.mean([r[k] for r in rows])),
+                "std": float(np.std([r[k] for r in rows]))} for k in rows[0]}
 
 
 @dataclass

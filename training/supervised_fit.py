@@ -9,7 +9,6 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
-from qc.imaging import quality_stats
 from training import data as ds
 from training.calibration import ScoreScale, select_threshold
 from training.config import TrainConfig, TrainResult, base_info, environment, pick_device
@@ -75,7 +74,7 @@ def fit_supervised(config: TrainConfig) -> TrainResult:
                   "epochs_run": len(outcome.history), "seconds": round(train_seconds, 1),
                   "uses_masks": uses_masks, "map": "segmentation" if uses_masks else "cam",
                   "environment": environment()},
-        image_stats=image_stats([store.get(s.path) for s in train if s.label == 0]),
+        image_stats=ds.image_stats([s for s in train if s.label == 0], store),
     )
     check = torch.from_numpy(np.stack([val_set[i][0].numpy() for i in range(
         min(PARITY_IMAGES, len(val_set)))]))
@@ -103,10 +102,3 @@ def _balanced(samples: list[ds.Sample], n: int) -> WeightedRandomSampler:
     generator = torch.Generator().manual_seed(0)
     return WeightedRandomSampler(torch.as_tensor(weights, dtype=torch.double), n,
                                  replacement=True, generator=generator)
-
-
-def image_stats(images: list[np.ndarray]) -> dict[str, dict[str, float]]:
-    """Mean and standard deviation of qc.imaging.quality_stats over training images."""
-    rows = [quality_stats(im) for im in images]
-    return {k: {"mean": float(np.mean([r[k] for r in rows])),
-                "std": float(np.std([r[k] for r in rows]))} for k in rows[0]} if rows else {}
