@@ -12,6 +12,8 @@ from qc.imaging import RESIZE_POLICIES, parse_size
 from training import data as ds
 from training.config import TrainConfig
 
+HIGH_FALSE_REJECTS = 0.10  # above this, a line would scrap too many good parts: say so
+
 
 def _size(ctx, param, value):
     try:
@@ -58,6 +60,12 @@ def train(data: Path, out: Path, **options) -> None:
     click.echo(f"training time: {result.seconds:.1f} s")
     click.echo("validation: " + ", ".join(
         f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
+    frr = metrics.get("false_reject_rate")
+    if frr is not None and frr > HIGH_FALSE_REJECTS:
+        click.echo(
+            f"warning: at this threshold {frr:.0%} of validation good images are rejected; "
+            "lower --target-recall, add training images"
+            + (" or try --mode supervised" if config.mode == "anomaly" else ""), err=True)
 
 
 def run_training(config: TrainConfig):

@@ -69,3 +69,22 @@ def test_split_keeps_parts_apart(tiny_dataset, tmp_path):
     pairs = {name[-7:-4] for name in test}
     assert all(f"{int(p) ^ 1:03d}" in pairs for p in pairs)  # both images of a part held out
     assert list((out / "test" / "masks").rglob("*.png"))
+
+
+def test_train_cli_warns_when_many_good_parts_would_be_rejected(monkeypatch, tiny_dataset,
+                                                                 tmp_path):
+    from qc.modelpack import ModelInfo
+    from training import commands
+    from training.config import TrainResult
+
+    def fake_training(config):
+        info = ModelInfo("p", config.mode, (32, 32), "stretch", 0.5, {},
+                         metrics={"auroc": 0.9, "false_reject_rate": 0.4})
+        return TrainResult(config.out, info, 1.0)
+
+    monkeypatch.setattr(commands, "run_training", fake_training)
+    result = CliRunner().invoke(cli, ["train", str(tiny_dataset), "--out", str(tmp_path / "m"),
+                                      "--mode", "anomaly"])
+    assert result.exit_code == 0
+    assert "40% of validation good images are rejected" in result.output
+    assert "--mode supervised" in result.output
