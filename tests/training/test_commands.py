@@ -45,7 +45,7 @@ def test_evaluate_writes_json_and_html(trained_model, tiny_dataset, tmp_path):
     summary = json.loads(result.stdout)
     metrics = summary["metrics"]
     assert metrics["n_images"] == 28 and 0 <= metrics["auroc"] <= 1
-    assert "pixel_auroc" in metrics
+    assert "pixel_auroc" in metrics and 0 <= metrics["aupro"] <= 1
     saved = json.loads((out / "evaluation.json").read_text())
     assert saved["confusion"] == summary["confusion"]
     assert sum(saved["confusion"].values()) == 28
