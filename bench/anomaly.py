@@ -5,7 +5,8 @@
 2. Per-image latency of the exported graph, onnxruntime, 1 thread, at 224 px and at --size.
 3. On KolektorSDD, a part split: parts are NNN // 8 (consecutive numbers are one physical part);
    the bank learns the good images of even parts, the test is every image of odd parts
-   (good and cracked). Image AUROC, pixel AUROC and 1-thread latency per memory-bank size.
+   (good and cracked). Image AUROC, pixel AUROC and 1-thread latency per memory-bank size,
+   with the position reference (config.position_norm) learnt once from the training parts.
 
     python -m bench.anomaly [--data DIR] [--size 224x512] [--banks 2048,4096,8192] [--skip-train]
 """
@@ -26,7 +27,7 @@ from sklearn.metrics import roc_auc_score
 
 from qc.imaging import Preprocessing, parse_size, preprocess, read_image, read_mask, resize
 from training.anomaly import PatchCore, PatchCoreConfig, greedy_coreset
-from training.anomaly_fit import fit_anomaly
+from training.anomaly_fit import fit_anomaly, position_reference
 from training.backbone import load_pretrained
 from training.config import TrainConfig, base_info
 from training.data import group_keys, scan
@@ -132,6 +133,11 @@ def bank_table(data: Path, size, resize_policy: str, banks: list[int], runs: int
     feats = emb.permute(0, 2, 3, 1).reshape(-1, emb.shape[1])  # (P, D)
     extract_s = time.perf_counter() - start
     test_emb, masks = embed_all(model, test, prep), truth_masks(test, prep)
+    if config.position_norm != "off":
+        groups = group_keys(train, group_size=PART_SIZE)
+        ref, folds = position_reference(model, emb, groups, TrainConfig(data=data, out=data))
+        model.set_position_reference(ref)
+        print(f"position reference from {folds} leave-parts-out folds")
     print(f"{len(feats)} training patches ({extract_s:.0f} s to extract on "
           f"{torch.get_num_threads()} threads), layers {config.stages}, size {size[0]}x{size[1]}")
     print("| bank | % of patches | coreset s | image AUROC | pixel AUROC | ms/image (1 thread) |")
@@ -160,12 +166,15 @@ def main() -> None:
     parser.add_argument("--banks", default="1024,2048,4096,8192,16384")
     parser.add_argument("--stages", default=None, help="backbone stages, e.g. 2,4")
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--position-norm", choices=("on", "off"), default="on",
+                        help="bank table: with or without the position reference")
     parser.add_argument("--skip-train", action="store_true")
     parser.add_argument("--skip-table", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(2)
     size, data = parse_size(args.size), args.data if args.data.is_dir() else None
     config = PatchCoreConfig()
+    config.position_norm = args.position_norm
     if args.stages:
         config.stages = tuple(int(s) for s in args.stages.split(","))
     if not args.skip_train:

@@ -43,6 +43,14 @@ class PatchCoreConfig:
     blur_sigma: float = 4.0  # Gaussian smoothing of the upsampled map, in input pixels (paper)
     chunk: int = 4096  # bank rows per matmul: bounds the distance matrix's memory
     score: str = "map_max"  # image score: max of the smoothed map, or "patch_max" (measured equal)
+    # Divide each patch distance by what good images reach at that place (leave-parts-out, see
+    # anomaly_fit.position_reference): KolektorSDD image AUROC 0.82 -> 0.90, where harmless
+    # oddities recur at fixed places; generated flanges 0.99 -> 0.92, where defects sit where
+    # good parts vary. "auto": kept only if it raises the validation AUROC (needs defect
+    # images); "on" / "off" force it.
+    position_norm: str = "auto"
+    position_folds: int = 4  # leave-parts-out folds for the reference (each fits its own bank)
+    position_sigma: float = 1.0  # smoothing of the reference, in patch cells
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -64,6 +72,7 @@ class PatchCore(nn.Module):
         self.register_buffer("bank_sq", torch.zeros(1))  # (M,) squared norms
         self.register_buffer("center", torch.zeros(self.feature_dim))  # (D,)
         self.register_buffer("blur", gaussian_kernel(config.blur_sigma))  # (K,)
+        self.register_buffer("pos_ref", torch.ones(self.grid_hw))  # (h, w) distance divisor
         self.scale = ScoreScaleLayer(ScoreScale(0.0, 0.5, 1.0))  # identity until calibrated
 
     def _truncate_backbone(self, deepest: int) -> None:
@@ -96,11 +105,15 @@ class PatchCore(nn.Module):
                             for m in maps[1:]]
         return torch.cat(maps, dim=1)  # (N, D, h, w)
 
+    @property
+    def grid_hw(self) -> tuple[int, int]:
+        """The patch grid (h, w) of one input image."""
+        stride = STAGE_STRIDES[self.config.stages[0]]
+        return math.ceil(self.input_hw[0] / stride), math.ceil(self.input_hw[1] / stride)
+
     def bank_size(self, n_patches: int, ratio: float) -> int:
         """Rows to keep: ratio of the patches, within max_bank and the search budget."""
-        h, w = self.input_hw
-        stride = STAGE_STRIDES[self.config.stages[0]]
-        per_image = math.ceil(h / stride) * math.ceil(w / stride)  # query patches per image
+        per_image = math.prod(self.grid_hw)  # query patches per image
         by_budget = max(256, self.config.search_budget // per_image)
         return max(1, min(self.config.max_bank, by_budget, math.ceil(ratio * n_patches)))
 
@@ -110,6 +123,17 @@ class PatchCore(nn.Module):
         self.center = bank.mean(0)  # (D,)
         self.bank = bank - self.center  # (M, D)
         self.bank_sq = (self.bank * self.bank).sum(1)  # (M,)
+
+    def set_position_reference(self, ref: torch.Tensor | None) -> None:
+        """Store the per-position divisor (h, w): smoothed, floored at half its median.
+
+        None restores plain distances (a divisor of 1 everywhere).
+        """
+        if ref is None:
+            self.pos_ref = torch.ones_like(self.pos_ref)
+            return
+        ref = smooth(ref.float()[None, None], gaussian_kernel(self.config.position_sigma))[0, 0]
+        self.pos_ref = ref.clamp_min(0.5 * float(ref.median())).to(self.pos_ref)
 
     def set_scale(self, scale: ScoreScale) -> None:
         """Map raw distances to the 0..1 scale (threshold -> 0.5) inside the graph."""
@@ -138,7 +162,10 @@ class PatchCore(nn.Module):
 
     def score_embedding(self, emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """raw_maps() from patch features (N, D, h, w): lets benchmarks reuse one extraction."""
-        patches = self.nearest(emb)  # (N, h, w)
+        return self.score_patches(self.nearest(emb) / self.pos_ref)
+
+    def score_patches(self, patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Image score (N,) and smoothed map (N, H, W) from patch scores (N, h, w)."""
         amap = F.interpolate(patches[:, None], size=self.input_hw, mode="bilinear",
                              align_corners=False)  # (N, 1, H, W)
         amap = smooth(amap, self.blur)[:, 0]  # (N, H, W)
@@ -159,6 +186,9 @@ def _check(config: PatchCoreConfig, input_size: tuple[int, int]) -> None:
     if config.pad % stride or config.pad >= min(input_size):
         raise ValueError(f"pad must be a multiple of {stride} px and smaller than the input "
                          f"{input_size[0]}x{input_size[1]}, got {config.pad}")
+    if config.position_norm not in ("auto", "on", "off"):
+        raise ValueError(f"position_norm must be 'auto', 'on' or 'off', not "
+                         f"{config.position_norm!r}")
     if config.score not in ("map_max", "patch_max"):
         raise ValueError(f"score must be 'map_max' or 'patch_max', not {config.score!r}")
     if len(config.stages) < 1 or sorted(config.stages) != list(config.stages):

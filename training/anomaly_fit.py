@@ -51,13 +51,17 @@ def fit_anomaly(config: TrainConfig, model_config: PatchCoreConfig | None = None
     train, held_good, defects = split_anomaly(dataset.samples, config)
     store, prep = ImageStore(), config.preprocessing
     device = pick_device(config.device)
-    model = PatchCore(load_pretrained(keep_classifier=False), model_config or PatchCoreConfig(),
-                      config.size).to(device)
-    bank_info = build_bank(model, train, store, prep, config)
+    model_config = model_config or PatchCoreConfig(position_norm=config.position_norm)
+    model = PatchCore(load_pretrained(keep_classifier=False), model_config, config.size).to(device)
     calib = held_good + defects
-    maps = [] if any(s.mask_path for s in defects) else None  # for pixel AUROC
-    raw = score_samples(model, calib, store, prep, maps)
     labels = np.array([s.label for s in calib])
+    want_ref = model.config.position_norm == "on" or (
+        model.config.position_norm == "auto" and len(defects) > 0)
+    bank_info, ref = build_bank(model, train, store, prep, config, want_ref)
+    dists = patch_distances(model, calib, store, prep)  # (N, h, w), before normalization
+    bank_info.update(choose_position_norm(model, ref, dists, labels))
+    maps = [] if any(s.mask_path for s in defects) else None  # for pixel AUROC
+    raw = score_distances(model, dists, maps)
     threshold = (select_threshold(raw, labels, config.target_recall) if len(defects)
                  else good_only_threshold(raw, config.target_frr))
     # Why 0 as a raw score: a distance of 0 (a patch seen in training) is the natural 0 of the
@@ -122,32 +126,104 @@ def batches(samples: list[Sample], store: ImageStore, prep, desc: str):
 
 @torch.no_grad()
 def build_bank(model: PatchCore, train: list[Sample], store: ImageStore, prep,
-               config: TrainConfig) -> dict:
-    """Extract patch features of the training images and keep a greedy coreset as the bank."""
+               config: TrainConfig, want_ref: bool) -> tuple[dict, torch.Tensor | None]:
+    """Extract patch features of the training images and keep a greedy coreset as the bank.
+
+    With want_ref, first learn the per-position reference from leave-parts-out banks and
+    return it (not yet applied: choose_position_norm decides).
+    """
     device = next(model.buffers()).device
-    feats = []
-    for x in batches(train, store, prep, "features"):
-        emb = model.embed(x.to(device))  # (B, D, h, w)
-        feats.append(emb.permute(0, 2, 3, 1).reshape(-1, emb.shape[1]).cpu())  # (B*h*w, D)
-    feats = torch.cat(feats)  # (P, D)
+    embs = [model.embed(x.to(device)).cpu() for x in batches(train, store, prep, "features")]
+    embs = torch.cat(embs)  # (N, D, h, w)
+    ref, folds = None, 0
+    if want_ref:
+        groups = group_keys(train, config.group_by, config.group_size)
+        ref, folds = position_reference(model, embs, groups, config)
+    feats = flatten(embs)  # (P, D)
     k = model.bank_size(len(feats), config.coreset_ratio)
     t = time.perf_counter()
-    idx = greedy_coreset(feats, k, seed=config.seed)
-    model.set_bank(feats[idx].to(device))
+    model.set_bank(feats[greedy_coreset(feats, k, seed=config.seed)].to(device))
     log.info("memory bank: %d of %d patches (coreset %.1f s)", k, len(feats),
              time.perf_counter() - t)
     return {"bank_size": k, "n_patches": len(feats), "coreset_ratio": config.coreset_ratio,
-            "layers": list(model.config.stages), "feature_dim": model.feature_dim}
+            "layers": list(model.config.stages), "feature_dim": model.feature_dim,
+            "position_folds": folds}, ref
+
+
+def choose_position_norm(model: PatchCore, ref: torch.Tensor | None, dists: torch.Tensor,
+                         labels: np.ndarray) -> dict:
+    """Apply the position reference per the model's config and say what was decided.
+
+    "auto" keeps it only when it raises the AUROC on the calibration images (held-out good +
+    defects); without defect images it cannot be measured, so plain distances are used.
+    """
+    mode = model.config.position_norm
+    model.set_position_reference(ref if mode == "on" else None)
+    if ref is None or mode != "auto":
+        return {"position_norm": mode == "on" and ref is not None}
+    plain = float(roc_auc_score(labels, score_distances(model, dists)))
+    model.set_position_reference(ref)
+    normalized = float(roc_auc_score(labels, score_distances(model, dists)))
+    keep = normalized > plain
+    if not keep:
+        model.set_position_reference(None)
+    log.info("position normalization %s: validation AUROC %.3f with it, %.3f without",
+             "kept" if keep else "dropped", normalized, plain)
+    return {"position_norm": keep,
+            "position_norm_auroc": {"with": round(normalized, 4), "without": round(plain, 4)}}
+
+
+def flatten(embs: torch.Tensor) -> torch.Tensor:
+    """(N, D, h, w) patch features -> (N*h*w, D) rows."""
+    return embs.permute(0, 2, 3, 1).reshape(-1, embs.shape[1])
 
 
 @torch.no_grad()
-def score_samples(model: PatchCore, samples: list[Sample], store: ImageStore, prep,
-                  maps: list | None = None) -> np.ndarray:
-    """Raw image scores (N,); with `maps`, also collect raw anomaly maps at half resolution."""
+def position_reference(model: PatchCore, embs: torch.Tensor, groups: list[str],
+                       config: TrainConfig) -> tuple[torch.Tensor | None, int]:
+    """Per-position max (h, w) of training patches' distances to banks built without their part.
+
+    Each fold of parts is scored against a coreset of the other folds, so the reference is
+    what a new good part reaches at each place. Returns (None, 0) with under two parts.
+    """
+    keys = sorted(set(groups))
+    n_folds = min(model.config.position_folds, len(keys))
+    if n_folds < 2:
+        log.warning("position normalization skipped: the good images form one part")
+        return None, 0
+    order = np.random.default_rng(config.seed).permutation(len(keys))
+    fold_of = {keys[j]: i % n_folds for i, j in enumerate(order)}
+    fold = np.array([fold_of[g] for g in groups])
+    device = next(model.buffers()).device
+    ref = torch.zeros(model.grid_hw)
+    for f in tqdm(range(n_folds), desc="position reference", unit="fold", leave=False):
+        rest = flatten(embs[torch.from_numpy(fold != f)])  # (P', D)
+        k = model.bank_size(len(rest), config.coreset_ratio)
+        model.set_bank(rest[greedy_coreset(rest, k, seed=config.seed + f)].to(device))
+        for chunk in embs[torch.from_numpy(fold == f)].split(BATCH):
+            dist = model.nearest(chunk.to(device)).cpu()  # (B, h, w)
+            ref = torch.maximum(ref, dist.max(dim=0).values)
+    return ref, n_folds
+
+
+@torch.no_grad()
+def patch_distances(model: PatchCore, samples: list[Sample], store: ImageStore,
+                    prep) -> torch.Tensor:
+    """Plain nearest-bank distances (N, h, w) of the samples' patches."""
+    device = next(model.buffers()).device
+    out = [model.nearest(model.embed(x.to(device))).cpu()
+           for x in batches(samples, store, prep, "scoring")]
+    return torch.cat(out) if out else torch.zeros(0, *model.grid_hw)
+
+
+@torch.no_grad()
+def score_distances(model: PatchCore, dists: torch.Tensor, maps: list | None = None) -> np.ndarray:
+    """Raw image scores (N,) as the graph computes them from distances (N, h, w); with `maps`,
+    also collect raw anomaly maps at half resolution."""
     device = next(model.buffers()).device
     scores = []
-    for x in batches(samples, store, prep, "scoring"):
-        raw, amap = model.raw_maps(x.to(device))  # (B,), (B, H, W)
+    for chunk in dists.split(BATCH):
+        raw, amap = model.score_patches(chunk.to(device) / model.pos_ref)  # (B,), (B, H, W)
         scores.append(raw.cpu().numpy())
         if maps is not None:
             maps.extend(amap[:, ::2, ::2].cpu().numpy())  # (B, H/2, W/2): AUROC within ~1e-3

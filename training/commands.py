@@ -47,6 +47,10 @@ def _size(ctx, param, value):
 @click.option("--group-size", type=int, help="Or: consecutive numbers // N form one part.")
 @click.option("--coreset-ratio", type=float, default=TrainConfig.coreset_ratio, show_default=True,
               help="Anomaly mode: fraction of patch features kept in the memory bank.")
+@click.option("--position-norm", type=click.Choice(["auto", "on", "off"]),
+              default=TrainConfig.position_norm, show_default=True,
+              help="Anomaly mode: divide distances by what good parts reach at each place; "
+                   "auto keeps it if it raises the validation AUROC (needs defect images).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--threads", type=int, help="CPU threads for torch.")

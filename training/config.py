@@ -39,6 +39,7 @@ class TrainConfig:
     device: str = "auto"  # "auto" picks CUDA when present
     strict: bool = False  # unreadable images are fatal instead of skipped
     coreset_ratio: float = 0.1  # anomaly: fraction of patch features kept in the memory bank
+    position_norm: str = "auto"  # anomaly: per-position distance reference (docs/anomaly.md)
     threads: int | None = None  # torch CPU threads (None: torch's default)
 
     @property

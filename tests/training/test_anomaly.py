@@ -14,7 +14,7 @@ from sklearn.metrics import roc_auc_score
 from qc.imaging import preprocess_batch, read_image, read_mask
 from qc.inference import Inspector
 from training.anomaly import PatchCore, PatchCoreConfig, greedy_coreset
-from training.anomaly_fit import fit_anomaly
+from training.anomaly_fit import choose_position_norm, fit_anomaly, position_reference
 from training.backbone import load_pretrained
 from training.calibration import ScoreScale
 from training.config import TrainConfig
@@ -54,6 +54,9 @@ def test_finds_generated_defects(fitted):
     assert info.training["n_train_good"] + info.training["n_val_good"] == 24
     assert info.training["n_val_defect"] == 16
     assert 0 < info.training["bank_size"] <= SMALL.max_bank
+    auroc = info.training["position_norm_auroc"]  # "auto" with defects: measured both ways
+    assert info.training["position_norm"] == (auroc["with"] > auroc["without"])
+    assert info.training["position_folds"] >= 2
     assert set(info.image_stats) >= {"brightness", "contrast", "sharpness"}
 
 
@@ -101,6 +104,7 @@ def test_onnx_matches_torch(data, tmp_path):
         emb = model.embed(x[:3])  # (3, D, h, w)
         feats = emb.permute(0, 2, 3, 1).reshape(-1, emb.shape[1])
         model.set_bank(feats[greedy_coreset(feats, 500)])
+        model.set_position_reference(torch.rand(model.grid_hw) + 0.5)  # a divisor per place
         raw, _ = model.raw_maps(x)
         model.set_scale(ScoreScale.fit(float(raw.median()), raw.numpy()))
         expected = model(x)
@@ -123,15 +127,17 @@ def test_good_only_threshold(data, tmp_path, caplog):
     for p in sorted((data / "good").glob("*.jpg"))[:12]:
         shutil.copy(p, root / "good" / p.name)
     config = TrainConfig(data=root, out=tmp_path / "m.onnx", mode="anomaly", size=(96, 96),
-                         target_frr=0.05, threads=2)
+                         target_frr=0.05, threads=2, position_norm="on")
     with caplog.at_level(logging.WARNING):
-        result = fit_anomaly(config, PatchCoreConfig(max_bank=512, pad=16))
+        result = fit_anomaly(config, PatchCoreConfig(max_bank=512, pad=16, position_norm="on"))
     assert "only 12 good images" in caplog.text
     m = result.info.metrics
     assert m["threshold_method"] == "good_quantile"
     assert m["expected_false_reject_rate"] == 0.05 and m["recall"] is None
     assert "auroc" not in m
     assert result.info.training["n_val_defect"] == 0
+    assert result.info.training["position_norm"] is True  # forced on: no defects to measure it
+    assert result.info.training["position_folds"] >= 2
     assert result.path == tmp_path / "m.onnx" and result.path.is_file()
 
 
@@ -160,3 +166,43 @@ def test_coreset_covers_better_than_random():
 def _cover(points: torch.Tensor, idx: torch.Tensor) -> float:
     """Largest distance from any point to its nearest selected point."""
     return float(torch.cdist(points, points[idx]).min(dim=1).values.max())
+
+
+def test_position_reference_marks_places_where_good_parts_vary():
+    torch.manual_seed(0)
+    model = PatchCore(load_pretrained(keep_classifier=False), SMALL, (64, 64))
+    h, w = model.grid_hw
+    embs = torch.randn(12, model.feature_dim, h, w) * 0.1
+    embs[:, :, 2, 5] = torch.randn(12, model.feature_dim) * 10  # a spot that differs part to part
+    groups = [f"part{i // 2}" for i in range(12)]
+    config = TrainConfig(data=".", out="m.onnx", mode="anomaly")
+    ref, folds = position_reference(model, embs, groups, config)
+    assert folds == SMALL.position_folds
+    assert ref.shape == (h, w)
+    others = torch.ones(h, w, dtype=torch.bool)
+    others[2, 5] = False
+    assert ref[2, 5] > 20 * ref[others].max()
+    model.set_position_reference(ref)  # smoothed and floored: no place divides by ~0
+    assert model.pos_ref.min() >= 0.5 * float(model.pos_ref.median()) - 1e-6
+    assert position_reference(model, embs, ["one"] * 12, config) == (None, 0)
+
+
+def test_auto_position_norm_keeps_the_better_scores():
+    model = PatchCore(load_pretrained(keep_classifier=False), SMALL, (64, 64))
+    h, w = model.grid_hw
+    dists = torch.ones(6, h, w)
+    dists[:, 0, 0] = 3.0  # every image is far at one place (a harmless, recurring oddity)...
+    dists[3:, 4, 4] = 2.0  # ...and the three defects are farther than usual elsewhere
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    ref = torch.ones(h, w)
+    ref[:2, :2] = 6.0  # what good parts reach there (the reference gets smoothed)
+    decided = choose_position_norm(model, ref, dists, labels)
+    assert decided["position_norm"] is True
+    assert decided["position_norm_auroc"] == {"with": 1.0, "without": 0.5}
+    assert model.pos_ref[0, 0] > model.pos_ref[4, 4]
+    flat = torch.full((h, w), 2.0)
+    flat[4, 4] = 50.0  # a reference that hides the defects' place: dropped
+    decided = choose_position_norm(model, flat, dists, labels)
+    assert decided["position_norm"] is False and torch.all(model.pos_ref == 1)
+    model.config.position_norm = "off"
+    assert choose_position_norm(model, ref, dists, labels) == {"position_norm": False}
