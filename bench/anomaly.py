@@ -27,7 +27,7 @@ from sklearn.metrics import roc_auc_score
 
 from qc.imaging import Preprocessing, parse_size, preprocess, read_image, read_mask, resize
 from training.anomaly import PatchCore, PatchCoreConfig, greedy_coreset
-from training.anomaly_fit import fit_anomaly, position_reference
+from training.anomaly_fit import fit_anomaly, flatten, position_reference
 from training.backbone import load_pretrained
 from training.config import TrainConfig, base_info
 from training.data import group_keys, scan
@@ -130,7 +130,7 @@ def bank_table(data: Path, size, resize_policy: str, banks: list[int], runs: int
     model = PatchCore(load_pretrained(keep_classifier=False), config, size)
     start = time.perf_counter()
     emb = embed_all(model, train, prep)  # (N, D, h, w)
-    feats = emb.permute(0, 2, 3, 1).reshape(-1, emb.shape[1])  # (P, D)
+    feats = flatten(emb)  # (P, D)
     extract_s = time.perf_counter() - start
     test_emb, masks = embed_all(model, test, prep), truth_masks(test, prep)
     if config.position_norm != "off":

@@ -162,10 +162,11 @@ class PatchCore(nn.Module):
 
     def score_embedding(self, emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """raw_maps() from patch features (N, D, h, w): lets benchmarks reuse one extraction."""
-        return self.score_patches(self.nearest(emb) / self.pos_ref)
+        return self.score_distances(self.nearest(emb))
 
-    def score_patches(self, patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Image score (N,) and smoothed map (N, H, W) from patch scores (N, h, w)."""
+    def score_distances(self, dists: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Image score (N,) and smoothed map (N, H, W) from nearest-bank distances (N, h, w)."""
+        patches = dists / self.pos_ref  # (N, h, w)
         amap = F.interpolate(patches[:, None], size=self.input_hw, mode="bilinear",
                              align_corners=False)  # (N, 1, H, W)
         amap = smooth(amap, self.blur)[:, 0]  # (N, H, W)

@@ -223,7 +223,7 @@ def score_distances(model: PatchCore, dists: torch.Tensor, maps: list | None = N
     device = next(model.buffers()).device
     scores = []
     for chunk in dists.split(BATCH):
-        raw, amap = model.score_patches(chunk.to(device) / model.pos_ref)  # (B,), (B, H, W)
+        raw, amap = model.score_distances(chunk.to(device))  # (B,), (B, H, W)
         scores.append(raw.cpu().numpy())
         if maps is not None:
             maps.extend(amap[:, ::2, ::2].cpu().numpy())  # (B, H/2, W/2): AUROC within ~1e-3
