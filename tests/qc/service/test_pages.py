@@ -1,5 +1,6 @@
 """The station, dashboard and review pages through the Flask test client (SQLite only: the
-pages add no SQL of their own beyond what the API tests run on both backends)."""
+pages add no SQL of their own beyond what the API tests run on both backends; the review page's
+COUNT, ORDER BY and OFFSET are plain SQL on the export's query)."""
 
 from __future__ import annotations
 
@@ -166,6 +167,74 @@ def test_review_page_shows_operator_flags_and_quality_flags(client, plant, login
     everything = client.get("/review?product=widget&show=all").get_data(as_text=True)
     badges = re.findall(r'<span class="badge"[^>]*>([^<]+)</span>', everything)
     assert badges == ["blurred", "drift:brightness"]
+
+
+def _seed_photos(client, plant, n: int) -> list[str]:
+    """n failed edge results with photos, all with the same timestamp; their ids."""
+    results = _results("2026-03-02", n, ["scratch"] * n)
+    client.post("/api/v1/results", headers=plant.auth("station"), json=results)
+    for item in results:
+        client.put(f"/api/v1/inspections/{item['id']}/image", headers=plant.auth("station"),
+                   data={"image": upload(png(200))})
+    return [item["id"] for item in results]
+
+
+def _pager(html: str) -> tuple[str | None, str | None, str | None]:
+    """The first pager's Newer link, count text and Older link."""
+    nav = re.search(r'<nav class="pager"[^>]*>(.*?)</nav>', html, re.S)
+    if not nav:
+        return None, None, None
+    newer = re.search(r'rel="prev" href="([^"]+)"', nav.group(1))
+    count = re.search(r'class="count">([^<]+)<', nav.group(1))
+    older = re.search(r'rel="next" href="([^"]+)"', nav.group(1))
+    return (newer and newer.group(1).replace("&amp;", "&"), count and count.group(1),
+            older and older.group(1).replace("&amp;", "&"))
+
+
+def test_review_page_pages_through_every_result(client, plant, login):
+    from qc.service.pages.review import PAGE_SIZE
+
+    seeded = _seed_photos(client, plant, PAGE_SIZE + 7)  # one timestamp: the id breaks the tie
+    login("engineer", "password-engineer")
+    first = client.get("/review?product=widget&show=failed").get_data(as_text=True)
+    newer, count, older = _pager(first)
+    assert newer is None and count == f"results 1–{PAGE_SIZE} of {PAGE_SIZE + 7}"
+    assert older == "/review?product=widget&show=failed&page=2"
+    second = client.get(older).get_data(as_text=True)
+    newer, count, older = _pager(second)
+    assert count == f"results {PAGE_SIZE + 1}–{PAGE_SIZE + 7} of {PAGE_SIZE + 7}"
+    assert newer == "/review?product=widget&show=failed&page=1" and older is None
+    shown = [re.findall(r'class="card item" data-id="([^"]+)"', html) for html in (first, second)]
+    assert len(shown[0]) == PAGE_SIZE and len(shown[1]) == 7
+    assert sorted(shown[0] + shown[1]) == sorted(seeded)  # each exactly once
+    assert shown[0] + shown[1] == sorted(seeded, reverse=True)  # equal times: by id, descending
+    assert "<code>defect/scratch/</code>" not in first  # export counts: reviewed photos only
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "abc", "1.5", ""])
+def test_review_page_reads_a_bad_page_as_the_first(client, plant, login, value):
+    _seed_photos(client, plant, 2)
+    login("engineer", "password-engineer")
+    reply = client.get(f"/review?product=widget&show=all&page={value}")
+    html = reply.get_data(as_text=True)
+    assert reply.status_code == 200 and html.count('class="card item"') == 2
+    assert _pager(html) == (None, "results 1–2 of 2", None)
+
+
+def test_review_page_past_the_end_links_back_to_the_last_page(client, plant, login):
+    from qc.service.pages.review import PAGE_SIZE
+
+    _seed_photos(client, plant, PAGE_SIZE + 1)
+    login("engineer", "password-engineer")
+    for page in (5, 10**30):  # a huge number must not reach the database as an offset
+        reply = client.get(f"/review?product=widget&show=flagged&page={page}")
+        assert reply.status_code == 200  # no flagged result: the plain empty state
+        assert "no result is flagged at the station" in reply.get_data(as_text=True)
+        reply = client.get(f"/review?product=widget&show=unreviewed&page={page}")
+        html = reply.get_data(as_text=True)
+        assert reply.status_code == 200 and 'class="card item"' not in html
+        assert f"Page {page} is past the end: {PAGE_SIZE + 1} results, 2 pages." in html
+        assert 'href="/review?product=widget&amp;show=unreviewed&amp;page=2"' in html
 
 
 def test_chart_library_is_served_with_its_licence(client):
