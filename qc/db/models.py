@@ -195,6 +195,8 @@ class Inspection(Base):
     flag_note: Mapped[str | None] = mapped_column(Text)
     # Image-quality warnings from the station's guard ("blurred", "drift:brightness", ...).
     flags: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
+    # The file or camera frame name at the station, to trace a result back to its source.
+    source_name: Mapped[str | None] = mapped_column(String(255))
 
     product: Mapped[Product] = relationship(foreign_keys=[product_id])
     station: Mapped[Station | None] = relationship(foreign_keys=[station_id])

@@ -31,7 +31,14 @@ from qc.service.auth import STATION, Principal
 log = logging.getLogger(__name__)
 
 MAX_FUTURE = timedelta(days=1)  # a station clock that far ahead is wrong, not early
-TEXT_LIMITS = {"lot": 64, "serial": 128, "operator": 64, "defect_type": 64, "model_version": 64}
+TEXT_LIMITS = {
+    "lot": 64,
+    "serial": 128,
+    "operator": 64,
+    "defect_type": 64,
+    "model_version": 64,
+    "source_name": 255,  # a file name: 255 bytes on common file systems, so never more chars
+}
 MAX_FLAGS, FLAG_LIMIT = 16, 64  # image-quality flags are a handful of short words
 COLUMNS = (
     "id",
@@ -53,6 +60,7 @@ COLUMNS = (
     "image_path",
     "heatmap_path",
     "flags",
+    "source_name",
 )
 
 
@@ -106,6 +114,14 @@ def _text(item: dict, key: str) -> str | None:
     if len(text) > TEXT_LIMITS[key]:
         raise ResultError(f"{key} is longer than {TEXT_LIMITS[key]} characters")
     return text or None
+
+
+def _source_name(item: dict) -> str | None:
+    """The file or frame name at the station (none: None); a string, never coerced."""
+    value = item.get("source_name")
+    if value is not None and not isinstance(value, str):
+        raise ResultError(f"source_name must be a string like 'cam-1.png', not {value!r}")
+    return _text(item, "source_name")
 
 
 def _flags(item: dict) -> list[str] | None:
@@ -216,6 +232,7 @@ def parse_result(item: object, resolve: Resolver, now: datetime) -> dict:
         defect_type=_text(item, "defect_type") if verdict == "fail" else None,
         latency_ms=_number(item, "latency_ms"),
         flags=_flags(item),
+        source_name=_source_name(item),
     )
 
 

@@ -65,7 +65,11 @@ RESULT = {
             "maxItems": 16,
             "description": 'image-quality warnings, e.g. ["blurred", "drift:brightness"]',
         },
-        "source_name": {**STR, "description": "file or frame name at the station; not stored"},
+        "source_name": {
+            **STR,
+            "maxLength": 255,
+            "description": "file or frame name at the station; stored with the result",
+        },
     },
 }
 INSPECTION_REPLY = {
@@ -113,6 +117,10 @@ INSPECTION = {
             "type": "array",
             "items": STR,
             "description": "image-quality warnings the station sent (empty if none)",
+        },
+        "source_name": {
+            **NULLABLE_STR,
+            "description": "file or frame name at the station (null if none was sent)",
         },
     },
 }

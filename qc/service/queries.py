@@ -30,6 +30,7 @@ CSV_COLUMNS = (
     "station",
     "lot",
     "serial",
+    "source_name",
     "operator",
     "inspected_at",
     "score",
@@ -175,6 +176,7 @@ def to_dict(insp: Inspection, url_for_file: Any = None) -> dict:
         "review": _review_dict(insp),
         "operator_flag": flag_dict(insp),
         "flags": insp.flags or [],
+        "source_name": insp.source_name,
     }
 
 

@@ -189,7 +189,7 @@ def test_edge_results_keep_their_image_quality_flags(client, plant, tmp_path):
                            ["blurred", "drift:brightness"], "tiny-1")
     clean = build_result(config, Frame(name="cam-2.png", key="cam-2", captured_at=1767225601.0),
                          Verdict(0.1, 0.1, "pass", None, 3.0), [], "tiny-1")
-    assert blurred["source_name"] == "cam-1.png"  # sent along; accepted, not stored
+    assert blurred["source_name"] == "cam-1.png"
     reply = client.post("/api/v1/results", headers=plant.auth("station"), json=[blurred, clean])
     assert reply.json["accepted"] == 2, reply.json
     listed = client.get("/api/v1/inspections", headers=plant.auth("engineer")).json["items"]
@@ -197,6 +197,7 @@ def test_edge_results_keep_their_image_quality_flags(client, plant, tmp_path):
     assert flags == {blurred["id"]: ["blurred", "drift:brightness"], clean["id"]: []}
     one = client.get(f"/api/v1/inspections/{blurred['id']}", headers=plant.auth("manager")).json
     assert one["flags"] == ["blurred", "drift:brightness"]
+    assert one["source_name"] == "cam-1.png"  # traceable to the file at the station
     bad = [{**_results(1)[0], "flags": flags}
            for flags in ("blurred", [3], ["x" * 65], [f"f{i}" for i in range(17)])]
     reply = client.post("/api/v1/results", headers=plant.auth("station"), json=bad)
@@ -204,12 +205,45 @@ def test_edge_results_keep_their_image_quality_flags(client, plant, tmp_path):
     assert all("flags" in r["error"] for r in reply.json["rejected"])
 
 
+def test_results_keep_the_source_name(client, plant, app):
+    """Stored trimmed; absent, null or blank is None; 255 characters fit (as on PostgreSQL)."""
+    names = ["cam-1.png", "  line 2/frame-7.jpg \t", None, "", "x" * 255]
+    batch = [{**_results(1)[0], "source_name": name} for name in names] + _results(1)
+    reply = client.post("/api/v1/results", headers=plant.auth("station"), json=batch)
+    assert reply.json["accepted"] == 6 and reply.json["rejected"] == [], reply.json
+    auth = plant.auth("engineer")
+    got = [client.get(f"/api/v1/inspections/{r['id']}", headers=auth).json["source_name"]
+           for r in batch]
+    assert got == ["cam-1.png", "line 2/frame-7.jpg", None, None, "x" * 255, None]
+    with app.app_context():
+        assert get_session().get(Inspection, batch[0]["id"]).source_name == "cam-1.png"
+
+
+def test_results_with_a_bad_source_name_are_rejected_one_by_one(client, plant, app):
+    good = _results(1, source_name="cam-1.png")
+    bad = [{**_results(1)[0], "source_name": name} for name in ("x" * 256, 17, ["a.png"])]
+    reply = client.post("/api/v1/results", headers=plant.auth("station"), json=good + bad)
+    assert reply.status_code == 200 and reply.json["accepted"] == 1
+    assert [r["index"] for r in reply.json["rejected"]] == [1, 2, 3]
+    assert [r["id"] for r in reply.json["rejected"]] == [b["id"] for b in bad]
+    long, number, listed = (r["error"] for r in reply.json["rejected"])
+    assert long == "source_name is longer than 255 characters"
+    assert "source_name must be a string" in number and "17" in number
+    assert "source_name must be a string" in listed
+    with app.app_context():
+        db = get_session()
+        assert db.scalar(select(func.count()).select_from(Inspection)) == 1
+        assert db.get(Inspection, good[0]["id"]).source_name == "cam-1.png"
+
+
 def test_spec_describes_the_flags_edge_results_carry(client):
     spec = client.get("/api/v1/openapi.json").json
     result = spec["components"]["schemas"]["Result"]["properties"]
-    assert result["flags"]["type"] == "array" and "source_name" in result
+    assert result["flags"]["type"] == "array"
+    assert result["source_name"]["maxLength"] == 255
+    assert "not stored" not in result["source_name"]["description"]
     inspection = spec["components"]["schemas"]["Inspection"]["properties"]
-    assert {"flags", "operator_flag", "review"} <= set(inspection)
+    assert {"flags", "operator_flag", "review", "source_name"} <= set(inspection)
     listed = spec["paths"]["/inspections"]["get"]["responses"]["200"]
     assert listed["content"]["application/json"]["schema"]["properties"]["items"]["items"][
         "properties"]["flags"]["type"] == "array"

@@ -66,7 +66,8 @@ def test_operators_see_their_own_and_stations_theirs(client, plant):
 
 def test_csv_export(client, plant):
     client.post("/api/v1/results", headers=plant.auth("station"), json=[
-        _result("2026-03-02T10:00:00Z", 0.9, defect_type="stain", serial="=cmd()"),
+        _result("2026-03-02T10:00:00Z", 0.9, defect_type="stain", serial="=cmd()",
+                source_name="cam-7.png"),
         _result("2026-03-02T11:00:00Z", 0.1, serial="SN-2")])
     reply = client.get("/api/v1/inspections.csv?product=widget", headers=plant.auth("manager"))
     assert reply.status_code == 200 and reply.mimetype == "text/csv"
@@ -75,6 +76,7 @@ def test_csv_export(client, plant):
     assert [r["verdict"] for r in rows] == ["fail", "pass"]  # oldest first
     assert rows[0]["defect_type"] == "stain" and rows[0]["station"] == "s1"
     assert rows[0]["serial"] == "'=cmd()"  # no formula injection into spreadsheets
+    assert [r["source_name"] for r in rows] == ["cam-7.png", ""]
 
 
 def test_review_agree_disagree_and_validation(client, plant):

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from qc.db import Base, make_engine, migrate
 from tests.support import postgres
@@ -64,6 +64,14 @@ def _sql(url: str, *statements: tuple[str, dict]) -> list[tuple]:
         engine.dispose()
 
 
+def _columns(url: str, table: str) -> set[str]:
+    engine = make_engine(url)
+    try:
+        return {c["name"] for c in inspect(engine).get_columns(table)}
+    finally:
+        engine.dispose()
+
+
 def _seed_0001(url: str) -> None:
     """Two users, a product and three failed inspections: reviewed by the operator account,
     by the engineer account, and not at all."""
@@ -102,6 +110,27 @@ def test_0002_moves_operator_reviews_to_flags_and_back(db_url):
             ("a", "disagree", "good", "olga", "note by olga"),
             ("b", "disagree", "stain", "erik", "note by erik"),
             ("c", None, None, None, None),
+        ]
+    finally:
+        _sql(db_url, *[(f"DELETE FROM {t}", {}) for t in ("inspections", "products", "users")])
+        migrate.upgrade(db_url)
+    assert _diff(db_url) == []
+
+
+def test_0003_adds_source_name_and_drops_it_again(db_url):
+    migrate.downgrade(db_url, "0002")
+    try:
+        _seed_0001(db_url)
+        migrate.upgrade(db_url)
+        assert _sql(db_url, ("SELECT id, source_name FROM inspections ORDER BY id", {})) == [
+            ("a", None), ("b", None), ("c", None),  # recorded before: no name
+        ]
+        _sql(db_url, ("UPDATE inspections SET source_name = :n WHERE id = 'a'", {"n": "cam.png"}))
+        migrate.downgrade(db_url, "0002")
+        columns = _columns(db_url, "inspections")
+        assert "source_name" not in columns and "flags" in columns
+        assert _sql(db_url, ("SELECT id, verdict FROM inspections ORDER BY id", {})) == [
+            ("a", "fail"), ("b", "fail"), ("c", "fail"),  # the rows survive the downgrade
         ]
     finally:
         _sql(db_url, *[(f"DELETE FROM {t}", {}) for t in ("inspections", "products", "users")])
