@@ -17,7 +17,12 @@ log = logging.getLogger(__name__)
 
 
 class ServiceUnavailable(RuntimeError):
-    """The service cannot be reached or answered 5xx/429: try again later."""
+    """The service cannot be reached or answered 5xx/429: try again later. status is the HTTP
+    status, None when no reply came (connection error, timeout)."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
 
 
 class ServiceRefused(RuntimeError):
@@ -49,7 +54,8 @@ class ServiceClient:
         except requests.RequestException as exc:
             raise ServiceUnavailable(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
         if response.status_code >= 500 or response.status_code == 429:
-            raise ServiceUnavailable(f"{method} {path}: HTTP {response.status_code}")
+            status = response.status_code
+            raise ServiceUnavailable(f"{method} {path}: HTTP {status}", status)
         if response.status_code >= 400:
             raise ServiceRefused(response.status_code, _error_text(response))
         return response

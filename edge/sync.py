@@ -3,6 +3,10 @@ upload kept images afterwards, and apply the retention policy now and then.
 
 Exactly once: a result leaves "sending" for "sent" only after the service answered for it; a
 crash or a lost reply re-sends it, and the service counts a known id as already_known.
+
+A server error (500) on a batch may come from one result the service cannot handle: the batch
+size is halved until that result is sent alone, then it is set aside on its own backoff and the
+results behind it go on; the size doubles back after each batch that goes through.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ REJECT_BACKOFF_MAX_S = 3600.0
 RETENTION_EVERY_S = 600.0
 HEARTBEAT_EVERY_S = 5.0
 IMAGES_PER_ROUND = 10
+# A proxy with no service behind it, or the service saying "not now": an outage, not the content.
+OUTAGE_STATUSES = frozenset({429, 502, 503, 504})
 
 
 def next_backoff(
@@ -41,6 +47,22 @@ def next_backoff(
     return delay * (1.0 - jitter * rand())
 
 
+def suspects_content(status: int | None) -> bool:
+    """True for a 5xx reply that the batch's content may cause (a server bug such as a 500);
+    False for an outage: no reply at all (None), 429, 502, 503 or 504."""
+    return status is not None and status >= 500 and status not in OUTAGE_STATUSES
+
+
+def halved(size: int) -> int:
+    """The next batch size after a failed batch of `size` results."""
+    return max(1, size // 2)
+
+
+def grown(size: int, limit: int) -> int:
+    """The next batch size after a batch went through: doubled, up to limit."""
+    return min(limit, size * 2)
+
+
 class Syncer:
     """The uploader: one thread, woken after each new result or by its interval."""
 
@@ -52,7 +74,8 @@ class Syncer:
         retention: RetentionConfig,
     ):
         self.outbox, self.client, self.config, self.retention = outbox, client, config, retention
-        self.batch_size = config.batch_size
+        self.batch_size = config.batch_size  # halved on server errors, regrows to batch_limit
+        self.batch_limit = config.batch_size  # lowered for good when the service answers 413
         self.failures = 0
         self._wake = threading.Event()
         self._last_retention = 0.0
@@ -69,19 +92,66 @@ class Syncer:
         items = self.outbox.claim(self.batch_size)
         if not items:
             return 0
-        ids = [i.id for i in items]
         try:
             reply = self.client.post_results([i.payload for i in items])
         except ServiceRefused as exc:
-            self.outbox.release(ids, time.time(), str(exc))
-            if exc.status == 413 and self.batch_size > 1:
-                self.batch_size = max(1, self.batch_size // 2)
-                log.warning("service refused the batch size; now sending %d", self.batch_size)
+            self._refused(items, exc)
+            raise
+        except ServiceUnavailable as exc:
+            self._unavailable(items, exc)
             raise
         except BaseException as exc:
-            self.outbox.release(ids, time.time(), f"{type(exc).__name__}: {exc}")
+            self.outbox.release([i.id for i in items], time.time(), f"{type(exc).__name__}: {exc}")
             raise
-        return self._settle(items, reply)
+        sent = self._settle(items, reply)
+        self._grow()
+        return sent
+
+    def _refused(self, items: list[Item], exc: ServiceRefused) -> None:
+        """Back to the outbox; a 413 lowers the batch size and its limit for good."""
+        self.outbox.release([i.id for i in items], time.time(), str(exc))
+        if exc.status == 413 and self.batch_size > 1:
+            self.batch_size = self.batch_limit = halved(self.batch_size)
+            log.warning("service refused the batch size; now sending %d", self.batch_size)
+
+    def _unavailable(self, items: list[Item], exc: ServiceUnavailable) -> None:
+        """Back to the outbox. A server error halves the batch; on a single result it sets that
+        result aside on its own backoff so the ones behind it go on."""
+        error, now = f"{type(exc).__name__}: {exc}", time.time()
+        if not suspects_content(exc.status):  # an outage: whole batches wait for the service
+            self.outbox.release([i.id for i in items], now, error)
+        elif len(items) > 1:
+            self.outbox.release([i.id for i in items], now, error)
+            self.batch_size = halved(len(items))
+            log.warning(
+                "service failed on a batch of %d (%s); now sending %d to find the result at fault",
+                len(items),
+                exc,
+                self.batch_size,
+            )
+        else:
+            wait = self._retry_later(items[0], error, now)
+            log.error(
+                "result %s fails on the service on its own (%s): set aside for %.0f s"
+                " (attempt %d), the results behind it go on",
+                items[0].id,
+                exc,
+                wait,
+                items[0].attempts + 1,
+            )
+
+    def _retry_later(self, item: Item, error: str, now: float) -> float:
+        """Re-queue one result on its own backoff, counting an attempt; returns the wait."""
+        wait = next_backoff(item.attempts + 1, REJECT_BACKOFF_BASE_S, REJECT_BACKOFF_MAX_S)
+        self.outbox.release([item.id], now + wait, error, count=True)
+        return wait
+
+    def _grow(self) -> None:
+        """After a batch went through: back toward the full batch size."""
+        size = grown(self.batch_size, self.batch_limit)
+        if size != self.batch_size and size == self.batch_limit:
+            log.info("sending %d results per batch again", size)
+        self.batch_size = size
 
     def _settle(self, items: list[Item], reply: dict) -> int:
         """Mark answered results sent; re-queue rejected ones with their own backoff."""
@@ -95,8 +165,7 @@ class Syncer:
         now = time.time()
         for item in items:
             if item.id in rejected:
-                wait = next_backoff(item.attempts + 1, REJECT_BACKOFF_BASE_S, REJECT_BACKOFF_MAX_S)
-                self.outbox.release([item.id], now + wait, rejected[item.id], count=True)
+                self._retry_later(item, rejected[item.id], now)
         if rejected:
             log.error(
                 "service rejected %d results (retrying later): %s",
@@ -132,11 +201,12 @@ class Syncer:
 
     def step(self) -> bool:
         """One round; True if there may be more to send right away."""
+        size = self.batch_size  # sync_once may grow it
         sent = self.sync_once()
         self.failures = 0
         if sent:
             self.outbox.set_meta(last_sync_ok_at=time.time(), last_sync_error=None)
-            return sent >= self.batch_size
+            return sent >= size
         return self.upload_images() >= IMAGES_PER_ROUND
 
     def run(self, stop: threading.Event) -> None:

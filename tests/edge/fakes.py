@@ -23,6 +23,11 @@ class FakeService:
         self.images: dict[str, bytes] = {}
         self.down = False
         self.reject_ids: set[str] = set()
+        self.poison_ids: set[str] = set()  # a batch holding one of these is answered 500
+        self.max_batch: int | None = None  # a larger batch is answered 413
+        self.failed_posts: list[int] = []  # batch sizes answered 500
+        self.too_large_posts: list[int] = []  # batch sizes answered 413
+        self.received_ids: list[str] = []  # every id of every batch answered 200
         self.model: bytes | None = None
         self.model_version = ""
         self.sha_override: str | None = None
@@ -39,11 +44,23 @@ class FakeService:
         self.server.shutdown()
         self.server.server_close()
 
+    def refusal(self, body: list) -> tuple[int, str] | None:
+        """(status, message) when this batch is too large or holds a poison result, else None."""
+        with self.lock:
+            if self.max_batch is not None and len(body) > self.max_batch:
+                self.too_large_posts.append(len(body))
+                return 413, "upload is larger than the limit"
+            if any(item["id"] in self.poison_ids for item in body):
+                self.failed_posts.append(len(body))
+                return 500, "internal error; the request was not recorded (see the log)"
+        return None
+
     def post_results(self, body: list) -> dict:
         accepted = known = 0
         rejected = []
         with self.lock:
             self.posts.append(len(body))
+            self.received_ids.extend(item["id"] for item in body)
             for index, item in enumerate(body):
                 if item["id"] in self.reject_ids:
                     rejected.append({"index": index, "id": item["id"], "error": "unknown product"})
@@ -81,7 +98,11 @@ def _handler(fake: FakeService) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:  # noqa: N802
             body = self._body()
             if self._auth() and self.path == "/api/v1/results":
-                self._json(200, fake.post_results(json.loads(body)))
+                results = json.loads(body)
+                if refusal := fake.refusal(results):
+                    self._json(refusal[0], {"error": {"message": refusal[1]}})
+                else:
+                    self._json(200, fake.post_results(results))
 
         def do_PUT(self) -> None:  # noqa: N802
             body = self._body()

@@ -1,7 +1,10 @@
-"""Batch uploader: backoff, batching, idempotent re-sends, outages, rejected items, images."""
+"""Batch uploader: backoff, batching, idempotent re-sends, outages, rejected items, server
+errors on one result, images."""
 
 from __future__ import annotations
 
+import logging
+import socket
 import threading
 import time
 import uuid
@@ -11,7 +14,7 @@ import pytest
 from edge.client import ServiceClient, ServiceRefused, ServiceUnavailable
 from edge.config import RetentionConfig, ServiceConfig, SyncConfig
 from edge.outbox import Outbox
-from edge.sync import Syncer, next_backoff
+from edge.sync import REJECT_BACKOFF_BASE_S, Syncer, grown, halved, next_backoff, suspects_content
 from tests.edge.fakes import KEY
 
 
@@ -116,3 +119,106 @@ def test_run_loop_survives_an_outage(tmp_path, fake_service):
     assert set(fake_service.results) == set(ids)
     assert syncer.failures == 0
     assert syncer.outbox.meta()["last_sync_error"] is None
+
+
+def test_batch_size_decisions():
+    faults = [s for s in (None, 429, 500, 501, 502, 503, 504) if suspects_content(s)]
+    assert faults == [500, 501]  # no reply, "too many requests" and gateway errors are outages
+    assert [halved(n) for n in (8, 5, 1)] == [4, 2, 1]
+    assert [grown(n, 8) for n in (1, 3, 4, 8)] == [2, 6, 8, 8]
+
+
+def _drain(syncer: Syncer, rounds: int = 30) -> int:
+    """sync_once until nothing is due, server errors included; returns the rounds it took."""
+    for n in range(1, rounds + 1):
+        try:
+            if syncer.sync_once() == 0:
+                return n
+        except ServiceUnavailable:
+            pass
+    raise AssertionError(f"outbox not drained in {rounds} rounds")
+
+
+def _row(box: Outbox, result_id: str) -> tuple[str, int, float]:
+    return box._db.execute(
+        "SELECT state, attempts, next_try FROM results WHERE id = ?", (result_id,)
+    ).fetchone()
+
+
+def test_poison_result_is_set_aside_and_the_others_go_through(tmp_path, fake_service, caplog):
+    syncer = _syncer(tmp_path, fake_service.url, batch=8)
+    box = syncer.outbox
+    before, poison, after = _add(box, 5), _add(box, 1), _add(box, 14)
+    fake_service.poison_ids = set(poison)
+    with caplog.at_level(logging.ERROR, logger="edge.sync"):
+        assert _drain(syncer) <= 16
+    assert sorted(fake_service.received_ids) == sorted(before + after)  # each exactly once
+    assert fake_service.failed_posts[-1] == 1  # the poison alone
+    state, attempts, next_try = _row(box, poison[0])
+    assert (state, attempts) == ("pending", 1)
+    assert time.time() + 0.7 * REJECT_BACKOFF_BASE_S < next_try  # its own wait, not claimed now
+    assert box.counts()["sent"] == 19
+    assert any(poison[0] in r.getMessage() for r in caplog.records if r.levelno == logging.ERROR)
+    # Due again and still failing: another attempt, a longer wait; nothing else is re-sent.
+    box._db.execute("UPDATE results SET next_try = 0 WHERE id = ?", (poison[0],))
+    _drain(syncer)
+    state, attempts, next_try = _row(box, poison[0])
+    assert (state, attempts) == ("pending", 2)
+    assert time.time() + 1.4 * REJECT_BACKOFF_BASE_S < next_try
+    assert len(fake_service.received_ids) == 19
+
+
+def _closed_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"  # nothing listens: connection refused
+
+
+@pytest.mark.parametrize("outage", ["connection refused", "HTTP 503"])
+def test_outages_keep_whole_batches(tmp_path, fake_service, outage):
+    url = _closed_url() if outage == "connection refused" else fake_service.url
+    syncer = _syncer(tmp_path, url, batch=4)
+    _add(syncer.outbox, 6)
+    fake_service.down = True
+    for _ in range(4):
+        with pytest.raises(ServiceUnavailable, match=outage.split()[-1]) as info:
+            syncer.sync_once()
+    assert info.value.status == (None if outage == "connection refused" else 503)
+    assert syncer.batch_size == 4
+    rows = syncer.outbox._db.execute("SELECT state, attempts, next_try FROM results").fetchall()
+    assert all(r[0] == "pending" and r[1] == 0 and r[2] <= time.time() for r in rows)
+    fake_service.down = False
+    syncer.client = ServiceClient(ServiceConfig(url=fake_service.url, api_key=KEY, timeout_s=2))
+    assert [syncer.sync_once(), syncer.sync_once()] == [4, 2]
+
+
+def test_batch_size_grows_back_after_the_poison_is_set_aside(tmp_path, fake_service):
+    syncer = _syncer(tmp_path, fake_service.url, batch=8)
+    poison, _others = _add(syncer.outbox, 1), _add(syncer.outbox, 30)
+    fake_service.poison_ids = set(poison)
+    with pytest.raises(ServiceUnavailable, match="HTTP 500") as info:
+        syncer.sync_once()
+    assert info.value.status == 500 and syncer.batch_size == 4
+    for _ in range(3):
+        with pytest.raises(ServiceUnavailable):
+            syncer.sync_once()
+    assert fake_service.failed_posts == [8, 4, 2, 1] and syncer.batch_size == 1
+    assert syncer.step() is True  # a full batch went through: more right away
+    _drain(syncer)
+    assert fake_service.posts == [1, 2, 4, 8, 8, 7]
+    assert syncer.batch_size == 8
+
+
+def test_regrowth_stays_under_the_size_the_service_refused(tmp_path, fake_service):
+    syncer = _syncer(tmp_path, fake_service.url, batch=8)
+    poison, _others = _add(syncer.outbox, 1), _add(syncer.outbox, 20)
+    fake_service.max_batch, fake_service.poison_ids = 5, set(poison)
+    with pytest.raises(ServiceRefused, match="413"):
+        syncer.sync_once()
+    assert (syncer.batch_size, syncer.batch_limit) == (4, 4)
+    _drain(syncer)
+    assert fake_service.failed_posts == [4, 2, 1]
+    assert fake_service.posts == [1, 2, 4, 4, 4, 4, 1]
+    assert fake_service.too_large_posts == [8]  # never above the limit again
+    assert syncer.batch_size == 4
