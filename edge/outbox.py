@@ -147,13 +147,17 @@ class Outbox:
             log.warning("re-queued %d results left in flight by the last run", cur.rowcount)
         return cur.rowcount
 
-    def claim(self, limit: int, now: float | None = None) -> list[Item]:
-        """Mark up to limit due pending results "sending" (oldest first) and return them."""
+    def claim(
+        self, limit: int, now: float | None = None, retried: bool | None = None
+    ) -> list[Item]:
+        """Mark up to limit due pending results "sending" (oldest first) and return them; retried
+        True claims only results that failed before (attempts > 0), False only the others."""
         now = time.time() if now is None else now
+        which = {None: "", True: " AND attempts > 0", False: " AND attempts = 0"}[retried]
         with self._tx() as db:
             rows = db.execute(
                 "SELECT id, payload, attempts FROM results WHERE state = 'pending'"
-                " AND next_try <= ? ORDER BY created_at LIMIT ?",
+                f" AND next_try <= ?{which} ORDER BY created_at LIMIT ?",
                 (now, limit),
             ).fetchall()
             db.executemany(

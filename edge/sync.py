@@ -6,7 +6,10 @@ crash or a lost reply re-sends it, and the service counts a known id as already_
 
 A server error (500) on a batch may come from one result the service cannot handle: the batch
 size is halved until that result is sent alone, then it is set aside on its own backoff and the
-results behind it go on; the size doubles back after each batch that goes through.
+results behind it go on; the size doubles back after each batch that goes through. A single
+result too large for the service (413 when alone) is set aside the same way. A result that
+failed before is sent alone when it is due again, ahead of the batch, so it never fails a batch
+twice.
 """
 
 from __future__ import annotations
@@ -53,6 +56,14 @@ def suspects_content(status: int | None) -> bool:
     return status is not None and status >= 500 and status not in OUTAGE_STATUSES
 
 
+def alone_at_fault(exc: Exception) -> bool:
+    """True when a POST of a single result failed because of that result: a server error its
+    content may cause (suspects_content), or 413: too large for the service on its own."""
+    if isinstance(exc, ServiceRefused):
+        return exc.status == 413
+    return isinstance(exc, ServiceUnavailable) and suspects_content(exc.status)
+
+
 def halved(size: int) -> int:
     """The next batch size after a failed batch of `size` results."""
     return max(1, size // 2)
@@ -76,6 +87,7 @@ class Syncer:
         self.outbox, self.client, self.config, self.retention = outbox, client, config, retention
         self.batch_size = config.batch_size  # halved on server errors, regrows to batch_limit
         self.batch_limit = config.batch_size  # lowered for good when the service answers 413
+        self._limit_before_413 = 0  # restored if a single result turns out to be too large
         self.failures = 0
         self._wake = threading.Event()
         self._last_retention = 0.0
@@ -86,42 +98,64 @@ class Syncer:
         self._wake.set()
 
     def sync_once(self) -> int:
-        """Send one batch; returns how many results the service confirmed (0: nothing due)."""
+        """One round: a due result that failed before goes alone, then one batch; returns how
+        many results the service confirmed."""
+        return self._round()[0]
+
+    def _round(self) -> tuple[int, bool]:
+        """sync_once, also saying whether more may be due right away."""
         if self.client is None:  # an offline station: results stay in the outbox
-            return 0
-        items = self.outbox.claim(self.batch_size)
-        if not items:
-            return 0
+            return 0, False
+        now = time.time()
+        # Why alone and first: a result that failed before may fail again, and in a batch it
+        # would fail the results with it and start the search by halving all over again.
+        retried = self.outbox.claim(1, now, retried=True)
+        sent = self._send_alone(retried[0]) if retried else 0
+        size = self.batch_size
+        items = self.outbox.claim(size, now, retried=False)
+        if items:
+            sent += self._settle(items, self._post(items))
+            self._grow()
+        return sent, bool(retried) or len(items) >= size
+
+    def _send_alone(self, item: Item) -> int:
+        """Send a result that failed before on its own; if it fails on its own again (a server
+        error, too large) it is set aside once more and the round goes on."""
         try:
-            reply = self.client.post_results([i.payload for i in items])
-        except ServiceRefused as exc:
-            self._refused(items, exc)
-            raise
-        except ServiceUnavailable as exc:
-            self._unavailable(items, exc)
+            reply = self._post([item])
+        except (ServiceUnavailable, ServiceRefused) as exc:
+            if not alone_at_fault(exc):
+                raise
+            return 0
+        return self._settle([item], reply)
+
+    def _post(self, items: list[Item]) -> dict:
+        """POST results; if that fails, put them back (see _put_back) and raise."""
+        try:
+            return self.client.post_results([i.payload for i in items])
+        except (ServiceRefused, ServiceUnavailable) as exc:
+            self._put_back(items, exc)
             raise
         except BaseException as exc:
             self.outbox.release([i.id for i in items], time.time(), f"{type(exc).__name__}: {exc}")
             raise
-        sent = self._settle(items, reply)
-        self._grow()
-        return sent
 
-    def _refused(self, items: list[Item], exc: ServiceRefused) -> None:
-        """Back to the outbox; a 413 lowers the batch size and its limit for good."""
-        self.outbox.release([i.id for i in items], time.time(), str(exc))
-        if exc.status == 413 and self.batch_size > 1:
-            self.batch_size = self.batch_limit = halved(self.batch_size)
-            log.warning("service refused the batch size; now sending %d", self.batch_size)
-
-    def _unavailable(self, items: list[Item], exc: ServiceUnavailable) -> None:
-        """Back to the outbox. A server error halves the batch; on a single result it sets that
-        result aside on its own backoff so the ones behind it go on."""
-        error, now = f"{type(exc).__name__}: {exc}", time.time()
-        if not suspects_content(exc.status):  # an outage: whole batches wait for the service
-            self.outbox.release([i.id for i in items], now, error)
-        elif len(items) > 1:
-            self.outbox.release([i.id for i in items], now, error)
+    def _put_back(self, items: list[Item], exc: ServiceRefused | ServiceUnavailable) -> None:
+        """Back to the outbox. A single result at fault is set aside on its own backoff so the
+        ones behind it go on; otherwise a 413 lowers the batch size and its limit for good, and
+        a server error halves the batch."""
+        now = time.time()
+        error = str(exc) if isinstance(exc, ServiceRefused) else f"{type(exc).__name__}: {exc}"
+        if len(items) == 1 and alone_at_fault(exc):
+            self._set_aside(items[0], exc, error, now)
+            return
+        self.outbox.release([i.id for i in items], now, error)
+        if isinstance(exc, ServiceRefused):
+            if exc.status == 413 and self.batch_size > 1:
+                self._limit_before_413 = self._limit_before_413 or self.batch_limit
+                self.batch_size = self.batch_limit = halved(self.batch_size)
+                log.warning("service refused the batch size; now sending %d", self.batch_size)
+        elif suspects_content(exc.status):
             self.batch_size = halved(len(items))
             log.warning(
                 "service failed on a batch of %d (%s); now sending %d to find the result at fault",
@@ -129,16 +163,25 @@ class Syncer:
                 exc,
                 self.batch_size,
             )
-        else:
-            wait = self._retry_later(items[0], error, now)
-            log.error(
-                "result %s fails on the service on its own (%s): set aside for %.0f s"
-                " (attempt %d), the results behind it go on",
-                items[0].id,
-                exc,
-                wait,
-                items[0].attempts + 1,
-            )
+
+    def _set_aside(self, item: Item, exc: Exception, error: str, now: float) -> None:
+        """One result the service cannot take: on its own backoff, an attempt counted."""
+        wait = self._retry_later(item, error, now)
+        too_large = isinstance(exc, ServiceRefused)
+        log.error(
+            "result %s %s on its own (%s): set aside for %.0f s (attempt %d), the results"
+            " behind it go on",
+            item.id,
+            "is too large for the service" if too_large else "fails on the service",
+            exc,
+            wait,
+            item.attempts + 1,
+        )
+        # A result not tried before was in the batches refused with 413 that lowered the limit:
+        # they may have been too large only because of it, so the old limit holds again.
+        if too_large and item.attempts == 0 and self._limit_before_413:
+            self.batch_limit, self._limit_before_413 = self._limit_before_413, 0
+            log.info("batches may grow back to %d results", self.batch_limit)
 
     def _retry_later(self, item: Item, error: str, now: float) -> float:
         """Re-queue one result on its own backoff, counting an attempt; returns the wait."""
@@ -201,13 +244,12 @@ class Syncer:
 
     def step(self) -> bool:
         """One round; True if there may be more to send right away."""
-        size = self.batch_size  # sync_once may grow it
-        sent = self.sync_once()
+        sent, more = self._round()
         self.failures = 0
         if sent:
             self.outbox.set_meta(last_sync_ok_at=time.time(), last_sync_error=None)
-            return sent >= size
-        return self.upload_images() >= IMAGES_PER_ROUND
+            return more
+        return more or self.upload_images() >= IMAGES_PER_ROUND
 
     def run(self, stop: threading.Event) -> None:
         """Loop until stop: send, back off on errors, housekeeping."""

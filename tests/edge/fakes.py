@@ -25,6 +25,7 @@ class FakeService:
         self.reject_ids: set[str] = set()
         self.poison_ids: set[str] = set()  # a batch holding one of these is answered 500
         self.max_batch: int | None = None  # a larger batch is answered 413
+        self.max_body: int | None = None  # a batch whose JSON is longer is answered 413
         self.failed_posts: list[int] = []  # batch sizes answered 500
         self.too_large_posts: list[int] = []  # batch sizes answered 413
         self.received_ids: list[str] = []  # every id of every batch answered 200
@@ -48,6 +49,9 @@ class FakeService:
         """(status, message) when this batch is too large or holds a poison result, else None."""
         with self.lock:
             if self.max_batch is not None and len(body) > self.max_batch:
+                self.too_large_posts.append(len(body))
+                return 413, "upload is larger than the limit"
+            if self.max_body is not None and len(json.dumps(body)) > self.max_body:
                 self.too_large_posts.append(len(body))
                 return 413, "upload is larger than the limit"
             if any(item["id"] in self.poison_ids for item in body):

@@ -55,6 +55,20 @@ def test_wal_and_claim_cycle(tmp_path):
     box.close()
 
 
+def test_claim_keeps_results_that_failed_before_apart(tmp_path):
+    box = Outbox(tmp_path)
+    old, fresh = _result(), _result()
+    box.add(old)
+    box.add(fresh)
+    box.claim(1)
+    box.release([old["id"]], next_try=0, error="HTTP 500", count=True)
+    assert [i.id for i in box.claim(10, retried=False)] == [fresh["id"]]
+    box.release([fresh["id"]], next_try=0, error="HTTP 503")  # an outage: no attempt counted
+    assert [(i.id, i.attempts) for i in box.claim(10, retried=True)] == [(old["id"], 1)]
+    assert [i.id for i in box.claim(10)] == [fresh["id"]]
+    box.close()
+
+
 def test_restart_requeues_rows_left_sending(tmp_path):
     box = Outbox(tmp_path)
     for _ in range(3):

@@ -1,5 +1,5 @@
 """Batch uploader: backoff, batching, idempotent re-sends, outages, rejected items, server
-errors on one result, images."""
+errors on one result, a result too large on its own, images."""
 
 from __future__ import annotations
 
@@ -134,7 +134,7 @@ def _drain(syncer: Syncer, rounds: int = 30) -> int:
         try:
             if syncer.sync_once() == 0:
                 return n
-        except ServiceUnavailable:
+        except (ServiceUnavailable, ServiceRefused):
             pass
     raise AssertionError(f"outbox not drained in {rounds} rounds")
 
@@ -222,3 +222,74 @@ def test_regrowth_stays_under_the_size_the_service_refused(tmp_path, fake_servic
     assert fake_service.posts == [1, 2, 4, 4, 4, 4, 1]
     assert fake_service.too_large_posts == [8]  # never above the limit again
     assert syncer.batch_size == 4
+
+
+def _due_now(box: Outbox, result_id: str) -> None:
+    box._db.execute("UPDATE results SET next_try = 0 WHERE id = ?", (result_id,))
+
+
+def test_a_poison_due_again_goes_alone_and_the_batch_stays_full(tmp_path, fake_service):
+    syncer = _syncer(tmp_path, fake_service.url, batch=8)
+    box = syncer.outbox
+    poison, others = _add(box, 1), _add(box, 7)
+    fake_service.poison_ids = set(poison)
+    _drain(syncer)
+    assert fake_service.failed_posts == [8, 4, 2, 1]  # found once by halving
+    assert syncer.batch_size == 8
+    newer = _add(box, 12)
+    _due_now(box, poison[0])
+    assert syncer.step() is True  # no error raised: the poison alone, then a full batch
+    assert fake_service.failed_posts == [8, 4, 2, 1, 1]  # no search again
+    assert fake_service.posts[-1] == 8 and syncer.batch_size == 8
+    state, attempts, next_try = _row(box, poison[0])
+    assert (state, attempts) == ("pending", 2)
+    assert time.time() + 1.4 * REJECT_BACKOFF_BASE_S < next_try
+    assert syncer.sync_once() == 4
+    assert fake_service.failed_posts == [8, 4, 2, 1, 1]
+    assert sorted(fake_service.received_ids) == sorted(others + newer)  # each exactly once
+
+
+def test_a_result_that_failed_before_goes_alone_and_may_succeed(tmp_path, fake_service):
+    syncer = _syncer(tmp_path, fake_service.url, batch=8)
+    box = syncer.outbox
+    bad = _add(box, 1)
+    fake_service.reject_ids = set(bad)
+    assert syncer.sync_once() == 0
+    fake_service.reject_ids = set()  # someone fixed the cause (e.g. added the product)
+    _due_now(box, bad[0])
+    newer = _add(box, 3)
+    assert syncer.sync_once() == 4
+    assert fake_service.posts == [1, 1, 3]
+    assert set(fake_service.results) == set(bad + newer)
+
+
+def test_a_result_too_large_alone_is_set_aside_and_the_others_go_on(
+    tmp_path, fake_service, caplog
+):
+    syncer = _syncer(tmp_path, fake_service.url, batch=8)
+    box = syncer.outbox
+    before, huge = _add(box, 3), str(uuid.uuid4())
+    box.add({"id": huge, "verdict": "fail", "product": "widget", "notes": "x" * 5000})
+    after = _add(box, 12)
+    fake_service.max_body = 4000  # eight small results fit, the huge one never does
+    with caplog.at_level(logging.ERROR, logger="edge.sync"):
+        _drain(syncer)
+    assert sorted(fake_service.received_ids) == sorted(before + after)  # each exactly once
+    assert fake_service.too_large_posts == [8, 4, 2, 1]
+    state, attempts, next_try = _row(box, huge)
+    assert (state, attempts) == ("pending", 1)
+    assert time.time() + 0.7 * REJECT_BACKOFF_BASE_S < next_try
+    assert any(
+        huge in r.getMessage() and "too large for the service" in r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.ERROR
+    )
+    assert (syncer.batch_size, syncer.batch_limit) == (8, 8)  # the 413s were its fault
+    # Due again: alone, refused again, a longer wait; the batch behind it is full.
+    newer = _add(box, 8)
+    _due_now(box, huge)
+    assert syncer.sync_once() == 8
+    assert fake_service.too_large_posts == [8, 4, 2, 1, 1]
+    assert _row(box, huge)[:2] == ("pending", 2)
+    assert box.counts()["sent"] == 23 and box.counts()["pending"] == 1  # nothing deleted
+    assert sorted(fake_service.received_ids) == sorted(before + after + newer)
