@@ -1,8 +1,9 @@
 """Headless Chromium (the Debian package) driven by Playwright, and a live server for it.
 
 Tests call require_chromium() first: without /usr/bin/chromium they are skipped with the
-reason, except under CI=true, where that is a failure. `python -m tests.support.browser URL OUT`
-saves the README screenshots of a running demo.
+reason, except under CI=true, where that is a failure. chromium(camera=...) gives the pages a
+fake camera filming a chosen frame (write_y4m). `python -m tests.support.browser URL OUT` saves
+the README screenshots of a running demo.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
     "--headless",
@@ -28,6 +31,8 @@ ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+# Chromium's synthetic camera, and camera permission granted without a prompt.
+FAKE_CAMERA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 TABLET = {"width": 1280, "height": 800}
 
 
@@ -92,24 +97,40 @@ class Console:
             self.errors.append(f"console: {message.text}")
 
 
+def write_y4m(path: Path, rgb: np.ndarray, fps: int = 10) -> Path:
+    """Write one RGB frame (even width and height) as a Y4M video, which a fake camera loops."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    planes = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420)  # (H*3/2, W): Y, then U, then V
+    header = f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n"
+    path.write_bytes(header.encode() + b"FRAME\n" + planes.tobytes())
+    return path
+
+
 @contextlib.contextmanager
-def chromium(viewport: dict | None = None) -> Iterator[object]:
-    """A fresh headless Chromium context (new user-data-dir, removed afterwards)."""
+def chromium(
+    viewport: dict | None = None, camera: Path | None = None, pw: object | None = None
+) -> Iterator[object]:
+    """A fresh headless Chromium context (new user-data-dir, removed afterwards).
+
+    With `camera` (a .y4m or .mjpeg file), pages get a camera that films it, without a prompt.
+    `pw`: a running Playwright to share; a thread can run only one, so two browsers need it.
+    """
     from playwright.sync_api import sync_playwright
 
-    profile = tempfile.mkdtemp(prefix="qc-chromium-")
-    try:
-        with sync_playwright() as pw:
-            context = pw.chromium.launch_persistent_context(
-                profile, executable_path=CHROMIUM, headless=True, args=ARGS,
-                viewport=viewport or TABLET, locale="en-GB", timezone_id="UTC",
-            )
-            try:
-                yield context
-            finally:
-                context.close()
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
+    args = ARGS + [*FAKE_CAMERA, f"--use-file-for-fake-video-capture={camera}"] if camera else ARGS
+    with contextlib.ExitStack() as cleanup:
+        pw = pw or cleanup.enter_context(sync_playwright())
+        profile = tempfile.mkdtemp(prefix="qc-chromium-")
+        cleanup.callback(shutil.rmtree, profile, ignore_errors=True)
+        context = pw.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, headless=True, args=args,
+            viewport=viewport or TABLET, locale="en-GB", timezone_id="UTC",
+            permissions=["camera"] if camera else None,
+        )
+        cleanup.callback(context.close)
+        yield context
 
 
 def log_in(page, base: str, username: str, password: str, target: str) -> None:

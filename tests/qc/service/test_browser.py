@@ -10,12 +10,15 @@ import re
 import time
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 from sqlalchemy import select
 
 from qc.db.models import Inspection
 from qc.service import demo
 from qc.service.database import get_session
+from qc.service.storage import get_storage
 from tests.support import browser as chrome
 from tests.support.tiny_model import make_tiny_model
 
@@ -29,6 +32,10 @@ READ_CHARTS = """keys => Object.fromEntries(keys.map(k => {
   return [k, {painted, labels: chart.data.labels, datasets: chart.data.datasets.map(
     d => ({label: d.label, data: d.data, pointStyle: d.pointStyle}))}];
 }))"""
+# An impatient operator: presses "Take photo" the instant it shows, before the camera may be ready.
+SHOOT_AT_ONCE = """() => { const shoot = document.getElementById('shoot');
+  new MutationObserver((_, watch) => { if (!shoot.hidden) { watch.disconnect(); shoot.click(); } })
+    .observe(shoot, {attributes: true}); }"""
 
 
 @pytest.fixture(scope="module")
@@ -43,15 +50,39 @@ def plant(tmp_path_factory):
         yield app, base
 
 
+def camera_frame() -> np.ndarray:
+    """The fake camera's picture: bright plate, dark ring, red bar; the tiny model fails it."""
+    frame = np.full((480, 640, 3), (225, 215, 200), np.uint8)  # (H, W, 3) RGB
+    cv2.circle(frame, (320, 240), 150, (70, 80, 110), 40)
+    cv2.rectangle(frame, (40, 40), (110, 440), (210, 30, 30), -1)
+    return frame
+
+
 @pytest.fixture(scope="module")
-def context():
+def pw():
+    """The module's Playwright, shared by its two browsers."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def context(pw):
     """One headless Chromium for the module."""
-    with chrome.chromium() as ctx:
+    with chrome.chromium(pw=pw) as ctx:
         yield ctx
 
 
-@pytest.fixture
-def page(context):
+@pytest.fixture(scope="module")
+def camera_context(pw, tmp_path_factory):
+    """A second headless Chromium, whose fake camera films camera_frame()."""
+    video = chrome.write_y4m(tmp_path_factory.mktemp("camera") / "frame.y4m", camera_frame())
+    with chrome.chromium(camera=video, pw=pw) as ctx:
+        yield ctx
+
+
+def watched_page(context):
     """A fresh page without cookies, whose console must stay free of errors."""
     from playwright.sync_api import expect
 
@@ -62,6 +93,18 @@ def page(context):
     yield tab
     tab.close()
     assert not console.errors, console.errors
+
+
+@pytest.fixture
+def page(context):
+    """A page of the module's Chromium (no camera)."""
+    yield from watched_page(context)
+
+
+@pytest.fixture
+def camera_page(camera_context):
+    """A page of the Chromium with a fake camera."""
+    yield from watched_page(camera_context)
 
 
 def test_operator_inspects_a_photo_and_disagrees(plant, page):
@@ -92,6 +135,46 @@ def test_operator_inspects_a_photo_and_disagrees(plant, page):
         assert insp.lot == "L-BROWSER" and insp.operator == "operator"
         assert insp.flagged_by == "operator" and insp.review is None
         assert page.locator("#verdict-word").inner_text() == insp.verdict.upper()
+    assert seconds < 3.0, f"verdict after {seconds:.2f} s"
+
+
+def test_operator_inspects_with_the_camera(plant, camera_page):
+    from playwright.sync_api import expect
+
+    app, base, page = *plant, camera_page
+    chrome.log_in(page, base, "operator", "operator-demo", "/station")
+    page.get_by_label("Product").select_option(demo.PRODUCT)
+    page.get_by_label("Station", exact=True).select_option("L1-A")
+    page.get_by_role("button", name="Start inspecting").click()
+    page.get_by_label("Lot").fill("L-CAMERA")
+    page.get_by_label("Serial").fill("SN-CAMERA-1")
+    page.evaluate(SHOOT_AT_ONCE)
+    start = time.perf_counter()
+    page.get_by_role("button", name="Start camera").click()
+    expect(page.locator("#verdict-word")).to_have_text(re.compile("^(PASS|FAIL)$"))
+    seconds = time.perf_counter() - start
+    page.wait_for_function("() => { const i = document.getElementById('heatmap');"
+                           " return i.complete && i.naturalWidth > 0; }")
+    expect(page.get_by_label("Camera preview")).to_be_visible()
+    expect(page.locator("#camera-hint")).to_be_hidden()
+    page.screenshot(path=str(chrome.artifacts_dir() / "station-camera.png"))
+    page.get_by_label("Serial").fill("SN-CAMERA-2")
+    page.get_by_label("Serial").press("Enter")  # with the camera on, a scanner's Enter shoots
+    expect(page.locator("#recent li")).to_have_count(2)
+    frame = camera_frame()
+    with app.app_context():
+        rows = get_session().scalars(select(Inspection).where(
+            Inspection.serial.in_(["SN-CAMERA-1", "SN-CAMERA-2"]))).all()
+        assert len(rows) == 2, [r.serial for r in rows]
+        for insp in rows:
+            assert insp.lot == "L-CAMERA" and insp.operator == "operator"
+            assert insp.verdict == "fail"  # the frame is bright: the tiny model's score is its mean
+            assert insp.score == pytest.approx(frame.mean() / 255, abs=0.03)
+            assert insp.image_path.endswith(".jpg") and insp.heatmap_path
+            photo = cv2.imread(str(get_storage().resolve(insp.image_path)))[:, :, ::-1]
+            assert photo.shape == frame.shape
+            assert np.abs(photo.astype(int) - frame).mean() < 6  # the frame, not a black one
+        assert page.locator("#verdict-word").inner_text() == "FAIL"
     assert seconds < 3.0, f"verdict after {seconds:.2f} s"
 
 

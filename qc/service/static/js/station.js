@@ -4,7 +4,7 @@
   var root = document.getElementById("station");
   var $ = function (id) { return document.getElementById(id); };
   var STORE = "qc.station";
-  var state = {product: "", station: "", stream: null, last: null, busy: false};
+  var state = {product: "", station: "", stream: null, starting: false, last: null, busy: false};
 
   function remember() {
     localStorage.setItem(STORE, JSON.stringify({product: state.product, station: state.station}));
@@ -105,17 +105,26 @@
       hint.textContent = "The camera needs https (or localhost); upload a photo instead.";
       return;
     }
+    if (state.starting || state.stream) return;  // one stream, however often it is pressed
+    state.starting = true;
+    $("camera-start").disabled = true;
     try {
-      state.stream = await navigator.mediaDevices.getUserMedia(
+      var stream = await navigator.mediaDevices.getUserMedia(
         {video: {facingMode: "environment", width: {ideal: 1280}}, audio: false});
-      $("video").srcObject = state.stream;
+      $("video").srcObject = stream;
       $("camera").hidden = false;
+      await $("video").play();  // until a frame is showing, a photo would be lost or black
+      state.stream = stream;
       $("shoot").hidden = false;
       $("camera-start").hidden = true;
       hint.hidden = true;
     } catch (err) {
+      if (stream) stream.getTracks().forEach(function (track) { track.stop(); });
       hint.hidden = false;
       hint.textContent = "No camera: " + err.message + ". Upload a photo instead.";
+    } finally {
+      state.starting = false;
+      $("camera-start").disabled = false;
     }
   }
 
@@ -153,7 +162,7 @@
   $("serial").addEventListener("keydown", function (event) {
     if (event.key !== "Enter") return;
     event.preventDefault();
-    if (state.stream) shoot(); else $("photo").click();
+    if (state.stream) shoot(); else if (!state.starting) $("photo").click();
   });
   $("photo").addEventListener("change", function () {
     var file = $("photo").files[0];
