@@ -55,8 +55,7 @@ def fit_anomaly(config: TrainConfig, model_config: PatchCoreConfig | None = None
     model = PatchCore(load_pretrained(keep_classifier=False), model_config, config.size).to(device)
     calib = held_good + defects
     labels = np.array([s.label for s in calib])
-    want_ref = model.config.position_norm == "on" or (
-        model.config.position_norm == "auto" and len(defects) > 0)
+    want_ref = needs_position_reference(model.config.position_norm, len(defects))
     bank_info, ref = build_bank(model, train, store, prep, config, want_ref)
     dists = patch_distances(model, calib, store, prep)  # (N, h, w), before normalization
     bank_info.update(choose_position_norm(model, ref, dists, labels))
@@ -148,6 +147,12 @@ def build_bank(model: PatchCore, train: list[Sample], store: ImageStore, prep,
     return {"bank_size": k, "n_patches": len(feats), "coreset_ratio": config.coreset_ratio,
             "layers": list(model.config.stages), "feature_dim": model.feature_dim,
             "position_folds": folds}, ref
+
+
+def needs_position_reference(mode: str, n_defects: int) -> bool:
+    """Whether to learn the position reference: forced on, or "auto" with defect images to
+    measure its effect (choose_position_norm then decides whether to keep it)."""
+    return mode == "on" or (mode == "auto" and n_defects > 0)
 
 
 def choose_position_norm(model: PatchCore, ref: torch.Tensor | None, dists: torch.Tensor,
