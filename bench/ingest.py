@@ -1,10 +1,13 @@
 """Sustained ingest rate of POST /api/v1/results (batches of 100) over real HTTP, on SQLite by
 default (target: >= 300 results/s on a 2-core machine).
 
-    python -m bench.ingest [--batches 200] [--batch-size 100] [--clients 1] [--db-url URL]
+    python -m bench.ingest [--batches 200] [--batch-size 100] [--clients 1]
+                           [--db-url URL | --postgres]
 
 Starts the service in-process (Werkzeug, threaded) on a free loopback port with a fresh database,
-posts batches of new results as a station would, and prints results/s and batch latencies.
+posts batches of new results as a station would, and prints results/s, batch latencies and the
+SQL statements per batch. --postgres starts a throwaway PostgreSQL server (the tests' helper,
+Debian's binaries) for the run and removes it afterwards.
 """
 
 from __future__ import annotations
@@ -18,14 +21,18 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
 from werkzeug.serving import make_server
 
 from qc.service import create_app, registry
 from qc.service.database import get_session
 from qc.service.storage import get_storage
+from tests.support.postgres import PostgresServer
 from tests.support.tiny_model import make_tiny_model
 
 TYPES = ("scratch", "stain", "dent", "crack")
@@ -104,33 +111,76 @@ def run(port: int, key: str, batches: list[bytes], clients: int) -> tuple[float,
     return time.perf_counter() - start, latencies
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batches", type=int, default=200)
-    parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--clients", type=int, default=1, help="concurrent stations")
-    parser.add_argument("--db-url", help="default: a fresh SQLite file in a temporary folder")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+class StatementCounter:
+    """Counts the SQL statements an engine sends, by first keyword (an executemany counts once)."""
+
+    def __init__(self, engine) -> None:
+        self.counts: Counter[str] = Counter()
+        self.on = False
+        event.listen(engine, "before_cursor_execute", self._count)
+        event.listen(engine, "commit", self._commit)
+
+    def _count(self, _conn, _cursor, statement: str, *_args) -> None:
+        if self.on:
+            self.counts[statement.lstrip().split(None, 1)[0].upper()] += 1
+
+    def _commit(self, _conn) -> None:
+        if self.on:
+            self.counts["COMMIT"] += 1
+
+    def per_batch(self, batches: int) -> str:
+        """'7 (SELECT 3, INSERT 2, ...)': statements per batch."""
+        total = sum(self.counts.values()) / batches
+        parts = ", ".join(f"{k} {n / batches:g}" for k, n in self.counts.most_common())
+        return f"{total:g} ({parts})"
+
+
+def measure(args: argparse.Namespace, db_url: str | None) -> None:
+    """Run the bench against db_url (None: a fresh SQLite file) and print the figures."""
     with tempfile.TemporaryDirectory(prefix="qc-bench-") as tmp:
-        app, key = prepare(Path(tmp), args.db_url)
+        app, key = prepare(Path(tmp), db_url)
+        counter = StatementCounter(app.extensions["qc.db"].engine)
         server = make_server("127.0.0.1", 0, app, threaded=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         start = datetime.now(timezone.utc) - timedelta(days=7)
         bodies = [json.dumps(make_batch(args.batch_size, start, i)).encode()
                   for i in range(args.batches + 5)]
         run(server.port, key, bodies[:5], 1)  # warm-up: connections, caches
+        counter.on = True
         seconds, latencies = run(server.port, key, bodies[5:], args.clients)
+        counter.on = False
         server.shutdown()
         app.extensions["qc.db"].dispose()
     total = args.batches * args.batch_size
     ms = sorted(x * 1000 for x in latencies)
-    print(f"database: {'SQLite' if not args.db_url else args.db_url.split(':')[0]}, "
+    print(f"database: {make_url(db_url).get_backend_name() if db_url else 'sqlite'}, "
           f"{args.clients} client(s), {args.batches} batches of {args.batch_size}")
     print(f"ingest: {total / seconds:,.0f} results/s ({total} results in {seconds:.2f} s); "
           f"batch latency p50 {statistics.median(ms):.1f} ms, p95 {ms[int(0.95 * len(ms))]:.1f} ms")
+    print(f"SQL per batch: {counter.per_batch(args.batches)}")
     print("target: >= 300 results/s: " + ("OK" if total / seconds >= 300 else "MISSED"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, default=200)
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--clients", type=int, default=1, help="concurrent stations")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--db-url", help="default: a fresh SQLite file in a temporary folder")
+    where.add_argument("--postgres", action="store_true",
+                       help="start a throwaway PostgreSQL server for the run")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+    if not args.postgres:
+        measure(args, args.db_url)
+        return
+    server = PostgresServer().start()
+    try:
+        measure(args, server.create_database("qc_bench"))
+    finally:
+        server.stop()
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ that statistics read updated in the same transaction.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import uuid
@@ -11,7 +12,18 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import Table, select
+from sqlalchemy import (
+    JSON,
+    Column,
+    ColumnElement,
+    Table,
+    Text,
+    bindparam,
+    cast,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -248,17 +260,44 @@ def _dialect_insert(db: Session, table: Table):
 def record(db: Session, rows: list[dict]) -> set[str]:
     """Insert inspection rows whose id is new; update hourly counts; return the inserted ids.
 
-    Safe against concurrent duplicates: the insert skips ids that exist (ON CONFLICT DO NOTHING).
+    Safe against concurrent duplicates: the insert skips ids that exist (ON CONFLICT DO NOTHING),
+    and rows go in sorted by id, so overlapping batches lock ids in one order and never deadlock.
     """
-    unique = list({row["id"]: row for row in reversed(rows)}.values())  # first wins
+    by_id = {row["id"]: row for row in reversed(rows)}  # first wins
+    unique = [by_id[key] for key in sorted(by_id)]
     if not unique:
         return set()
     table = Inspection.__table__
-    stmt = _dialect_insert(db, table).on_conflict_do_nothing(index_elements=["id"])
-    inserted = set(db.execute(stmt.returning(table.c.id), unique).scalars())
+    if db.get_bind().dialect.name == "postgresql":
+        inserted = set(db.execute(_unnest_insert(table, unique)).scalars())
+    else:
+        stmt = _dialect_insert(db, table).on_conflict_do_nothing(index_elements=["id"])
+        inserted = set(db.execute(stmt.returning(table.c.id), unique).scalars())
     if inserted:
         bump_counts(db, [row for row in unique if row["id"] in inserted])
     return inserted
+
+
+def _unnest_insert(table: Table, rows: list[dict]):
+    """INSERT ... SELECT unnest(array per column) ON CONFLICT DO NOTHING RETURNING id.
+
+    One short statement with one array per column, whatever the batch size: psycopg caches and
+    prepares it, while a multi-row VALUES of 20 parameters per row is re-parsed on every call.
+    """
+    columns = [table.c[name] for name in rows[0]]  # as executemany: the first row's keys
+    source = select(*(_unnest(c, [row[c.name] for row in rows]) for c in columns))
+    # Set-returning functions in one SELECT list run in lockstep (PostgreSQL 10+), in array order.
+    stmt = postgresql.insert(table).from_select(columns, source)
+    return stmt.on_conflict_do_nothing(index_elements=["id"]).returning(table.c.id)
+
+
+def _unnest(column: Column, values: list) -> ColumnElement:
+    """unnest() of one column's values, sent as one array parameter."""
+    if isinstance(column.type, JSON):  # a list would be read as a nested array: send JSON text
+        texts = [None if v is None else json.dumps(v) for v in values]
+        array = bindparam(column.name, texts, type_=postgresql.ARRAY(Text))
+        return cast(func.unnest(array), column.type)
+    return func.unnest(bindparam(column.name, values, type_=postgresql.ARRAY(column.type)))
 
 
 def count_key(row: dict) -> tuple:
@@ -318,11 +357,13 @@ def server_row(
 
 
 def touch_station(db: Session, principal: Principal, now: datetime | None = None) -> None:
-    """Remember when a station last sent something."""
+    """Remember when a station last sent something (one UPDATE, no SELECT first)."""
     if principal.role == STATION and principal.station_id is not None:
-        station = db.get(Station, principal.station_id)
-        if station is not None:
-            station.last_seen_at = now or utcnow()
+        db.execute(
+            update(Station)
+            .where(Station.id == principal.station_id)
+            .values(last_seen_at=now or utcnow())
+        )
 
 
 def rebuild_counts(db: Session, chunk: int = 50_000) -> int:

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import random
 import struct
 import threading
 import uuid
 import zlib
+from datetime import datetime, timedelta, timezone
 
 import cv2
 import numpy as np
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from edge.agent import build_result
 from edge.config import from_dict
 from edge.sources import Frame
-from qc.db.models import Inspection, InspectionCount
+from qc.db.models import Inspection, InspectionCount, ModelVersion
 from qc.inference import Verdict
 from qc.service.database import get_session
+from qc.service.ingest import inspection_row, record
 from tests.edge.conftest import base_settings, merge
 from tests.qc.service.conftest import png, upload
 
@@ -309,3 +312,109 @@ def test_concurrent_duplicate_batches_record_once(plant, app):
         db = get_session()
         assert db.scalar(select(func.count()).select_from(Inspection)) == 50
         assert db.scalar(select(func.sum(InspectionCount.count))) == 50
+
+
+def test_concurrent_overlapping_batches_in_any_order_never_fail(plant, app):
+    """Stations re-send overlapping batches in any order: no deadlock, no unique-key 500."""
+    def send(batch: list[dict], replies: list) -> None:
+        reply = app.test_client().post("/api/v1/results", headers=plant.auth("station"),
+                                       json=batch)
+        replies.append((reply.status_code, reply.json))
+
+    rng = random.Random(3)
+    for _round in range(5):
+        results = _results(60)
+        batches = [rng.sample(results, 40) for _ in range(4)]
+        replies: list = []
+        threads = [threading.Thread(target=send, args=(b, replies)) for b in batches]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert [code for code, _ in replies] == [200] * 4, replies
+        got = {r["id"] for b in batches for r in b}
+        assert sum(body["accepted"] for _, body in replies) == len(got)
+        assert sum(body["already_known"] for _, body in replies) == 160 - len(got)
+    with app.app_context():
+        db = get_session()
+        total = db.scalar(select(func.count()).select_from(Inspection))
+        assert db.scalar(select(func.sum(InspectionCount.count))) == total
+
+
+def _statements_of_a_post(client, plant, app, batch: list[dict]) -> list[str]:
+    """The SQL statements one POST /results sends (an executemany counts once)."""
+    sent: list[str] = []
+
+    def note(_conn, _cursor, statement, *_args) -> None:
+        sent.append(statement)
+
+    engine = app.extensions["qc.db"].engine
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        reply = client.post("/api/v1/results", headers=plant.auth("station"), json=batch)
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    assert reply.json["accepted"] == len(batch), reply.json
+    return sent
+
+
+def test_statements_per_batch_do_not_grow_with_the_batch(client, plant, app):
+    """No per-row round trips: 5 and 500 results cost the same statements (on PostgreSQL the very
+    same texts, so psycopg caches and prepares them instead of parsing 10,000 parameters)."""
+    _statements_of_a_post(client, plant, app, _results(1))  # first request: caches warm
+    small = _statements_of_a_post(client, plant, app, _results(5, station="s1"))
+    large = _statements_of_a_post(client, plant, app, _results(500, station="s1"))
+    assert len(small) == len(large) <= 7, large
+    if app.extensions["qc.db"].dialect == "postgresql":
+        assert small == large
+    assert not any(s.lstrip().upper().startswith("SELECT STATIONS") for s in small[1:]), small
+
+
+def test_record_stores_every_column_as_given(app, plant):
+    """The bulk insert keeps types: aware times, JSON flags, NULL (not JSON null) for no flags."""
+    with app.app_context():
+        db = get_session()
+        product_id, version_id = db.execute(select(ModelVersion.product_id, ModelVersion.id)).one()
+        when = datetime(2026, 3, 2, 10, 15, 30, 250000, tzinfo=timezone(timedelta(hours=2)))
+        full = inspection_row(
+            id=str(uuid.uuid4()), product_id=product_id, station_id=None,
+            model_version_id=version_id, model_version="tiny-1", lot="L1", serial="SN1",
+            operator="op", inspected_at=when, received_at=when, source="edge", score=0.75,
+            raw_score=1.5, verdict="fail", defect_type="scratch", latency_ms=3.25,
+            image_path="a.png", heatmap_path="b.jpg", flags=["blurred", "drift:x"],
+            source_name="cam-1.png")
+        bare = inspection_row(id=str(uuid.uuid4()), product_id=product_id, inspected_at=when,
+                              received_at=when, source="edge", score=0.1, verdict="pass")
+        flagged = [dict(bare, id=str(uuid.uuid4()), flags=flags)
+                   for flags in (["a", "b"], ["c"], ["d", "e"], [])]
+        rows = [full, bare, dict(full, lot="second copy"), *flagged]
+        assert record(db, rows) == {full["id"], bare["id"]} | {r["id"] for r in flagged}
+        db.commit()
+        db.expire_all()
+        got = db.get(Inspection, full["id"])
+        for name, value in full.items():
+            assert getattr(got, name) == value, name
+        assert got.inspected_at.utcoffset() == timedelta(0)
+        assert db.get(Inspection, bare["id"]).flags is None
+        assert [db.get(Inspection, r["id"]).flags for r in flagged] == [r["flags"] for r in flagged]
+        assert db.scalar(select(func.count()).where(Inspection.flags.is_(None))) == 1
+        assert record(db, [bare]) == set()
+
+
+def test_record_takes_any_inspection_columns(app, plant):
+    """The demo's rows carry reviews and the stats bench's leave columns out: both go in."""
+    with app.app_context():
+        db = get_session()
+        product_id = db.scalar(select(ModelVersion.product_id))
+        when = datetime(2026, 3, 2, 10, 15, tzinfo=timezone.utc)
+        rows = [{"id": str(uuid.uuid4()), "product_id": product_id, "station_id": None,
+                 "inspected_at": when, "defect_type": None,
+                 "score": 0.9, "verdict": "fail", "review": review, "reviewed_by": "engineer",
+                 "reviewed_at": when} for review in ("agree", "disagree")]
+        assert record(db, rows) == {r["id"] for r in rows}
+        db.commit()
+        db.expire_all()
+        got = [db.get(Inspection, r["id"]) for r in rows]
+        assert [g.review for g in got] == ["agree", "disagree"]
+        assert all(g.reviewed_at == when and g.flags is None for g in got)
+        assert all(g.source == "server" and g.received_at is not None for g in got)  # defaults
