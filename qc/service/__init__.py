@@ -34,7 +34,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 
 def _init_extensions(app: Flask) -> None:
-    from qc.service import api, auth, database, errors, pages
+    from qc.service import api, auth, database, errors, housekeeping, pages
     from qc.service.runner import InspectorCache
     from qc.service.storage import Storage
 
@@ -45,6 +45,7 @@ def _init_extensions(app: Flask) -> None:
     app.extensions["qc.inspectors"] = InspectorCache(app.config["INFERENCE_THREADS"])
     app.register_blueprint(api.bp)
     pages.init_app(app)
+    housekeeping.init_app(app)
     log.debug(
         "app ready: database %s, data %s",
         _redact(app.config["DATABASE_URL"]),

@@ -48,6 +48,10 @@ def from_env(instance_path: str) -> dict[str, Any]:
         "MAX_BATCH": int(_env("QC_MAX_BATCH", "1000")),
         "RETAIN_PASS_DAYS": int(_env("QC_RETAIN_PASS_DAYS", "30")),
         "RETAIN_FAIL_DAYS": int(_env("QC_RETAIN_FAIL_DAYS", "365")),
+        # The service applies retention itself this often (0: never, e.g. when cron runs it).
+        "RETENTION_EVERY_HOURS": float(_env("QC_RETENTION_EVERY_HOURS", "24")),
+        # Why 5 minutes: start-up (migrations, first requests, the other workers) settles first.
+        "RETENTION_FIRST_DELAY_S": 300.0,
         "TIMEZONE": _env("QC_TIMEZONE", "UTC"),
         "SHIFTS": _env("QC_SHIFTS", "6,14,22"),
         "INFERENCE_THREADS": int(_env("QC_INFERENCE_THREADS", "0")) or None,
@@ -98,5 +102,10 @@ def validate(config: dict[str, Any]) -> None:
     except Exception as exc:
         raise ValueError(f"QC_TIMEZONE={config['TIMEZONE']!r} is not an IANA time zone") from exc
     parse_shift_starts(config["SHIFTS"])
+    every = config["RETENTION_EVERY_HOURS"]
+    if not 0 <= every < float("inf"):
+        raise ValueError(
+            f"QC_RETENTION_EVERY_HOURS={every!r}: give hours (24 = daily), or 0 to turn it off"
+        )
     if not config.get("SECRET_KEY"):
         raise ValueError("no SECRET_KEY: set QC_SECRET_KEY")

@@ -29,18 +29,17 @@ def db_upgrade(revision: str) -> None:
 
 @db.command("retention")
 def db_retention() -> None:
-    """Delete images past QC_RETAIN_PASS_DAYS / QC_RETAIN_FAIL_DAYS (run daily from cron)."""
-    from qc.db.models import utcnow
-    from qc.service.storage import apply_retention, get_storage
+    """Delete images past QC_RETAIN_PASS_DAYS / QC_RETAIN_FAIL_DAYS now (the service also does it
+    by itself every QC_RETENTION_EVERY_HOURS)."""
+    import time
 
-    with app_session() as (app, session):
-        result = apply_retention(
-            session,
-            get_storage(),
-            utcnow(),
-            app.config["RETAIN_PASS_DAYS"],
-            app.config["RETAIN_FAIL_DAYS"],
-        )
+    from qc.service.housekeeping import retain
+
+    attempt = retain(app_from_context(), time.time())
+    if attempt.result is None:
+        click.echo("retention: another process is running it right now; skipped")
+        return
+    result = attempt.result
     click.echo(f"retention: {result.files} files of {result.inspections} inspections removed")
 
 
