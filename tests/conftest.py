@@ -24,8 +24,8 @@ def trained_model(tiny_dataset, tmp_path_factory):
     from training.supervised_fit import fit_supervised
 
     out = tmp_path_factory.mktemp("model") / "flange.onnx"
-    config = TrainConfig(data=tiny_dataset, out=out, size=(64, 64), epochs=2, patience=2,
-                         batch_size=8, val_fraction=0.34, threads=2)
+    config = TrainConfig(data=tiny_dataset, out=out, size=(64, 64), epochs=2, views=2,
+                         batch_size=8, threads=2)
     return fit_supervised(config)
 
 

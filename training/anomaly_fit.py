@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +20,20 @@ from tqdm import tqdm
 from qc.imaging import preprocess, read_mask, resize
 from training.anomaly import PatchCore, PatchCoreConfig, greedy_coreset
 from training.backbone import load_pretrained
-from training.calibration import ScoreScale, good_only_threshold, select_threshold
-from training.config import TrainConfig, TrainResult, base_info, environment, pick_device
+from training.calibration import (
+    ScoreScale,
+    good_only_threshold,
+    select_threshold,
+    trade_off,
+)
+from training.config import (
+    TrainConfig,
+    TrainResult,
+    ValidationScores,
+    base_info,
+    environment,
+    pick_device,
+)
 from training.data import (
     DatasetError,
     ImageStore,
@@ -48,6 +61,8 @@ def fit_anomaly(config: TrainConfig, model_config: PatchCoreConfig | None = None
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     dataset = scan(config.data, strict=config.strict)
+    config = replace(config.with_size([s for s in dataset.samples if s.label == 0]),
+                     mode="anomaly")
     train, held_good, defects = split_anomaly(dataset.samples, config)
     store, prep = ImageStore(), config.preprocessing
     device = pick_device(config.device)
@@ -61,7 +76,8 @@ def fit_anomaly(config: TrainConfig, model_config: PatchCoreConfig | None = None
     bank_info.update(choose_position_norm(model, ref, dists, labels))
     maps = [] if any(s.mask_path for s in defects) else None  # for pixel AUROC
     raw = score_distances(model, dists, maps)
-    threshold = (select_threshold(raw, labels, config.target_recall) if len(defects)
+    threshold = (select_threshold(raw, labels, config.target_recall, config.max_frr)
+                 if len(defects)
                  else good_only_threshold(raw, config.target_frr))
     # Why 0 as a raw score: a distance of 0 (a patch seen in training) is the natural 0 of the
     # scale, and the map's pixels, mostly below every image score, keep their order (not clipped)
@@ -85,7 +101,8 @@ def fit_anomaly(config: TrainConfig, model_config: PatchCoreConfig | None = None
     export_onnx(model, info, path, check)
     seconds = time.perf_counter() - start
     log.info("anomaly model trained on %d good images in %.1f s -> %s", len(train), seconds, path)
-    return TrainResult(path=path, info=info, seconds=seconds)
+    return TrainResult(path=path, info=info, seconds=seconds,
+                       validation=ValidationScores([s.path for s in calib], labels, raw))
 
 
 def split_anomaly(samples: list[Sample], config: TrainConfig):
@@ -244,6 +261,7 @@ def validation_metrics(calib, raw, labels, threshold, maps, store, prep) -> dict
                if threshold.method == "target_recall" else threshold.target}
     if labels.min() != labels.max():
         metrics["auroc"] = float(roc_auc_score(labels, raw))
+        metrics["trade_off"] = trade_off(raw, labels)
     if maps is not None:
         metrics["pixel_auroc"] = pixel_auroc(calib, maps, store, prep)
     return metrics

@@ -10,12 +10,15 @@ import click
 
 from qc.imaging import RESIZE_POLICIES, parse_size
 from training import data as ds
+from training.auto import MODES
 from training.config import TrainConfig
 
 HIGH_FALSE_REJECTS = 0.10  # above this, a line would scrap too many good parts: say so
 
 
 def _size(ctx, param, value):
+    if value == "auto":
+        return None
     try:
         return parse_size(value)
     except ValueError as exc:
@@ -26,21 +29,30 @@ def _size(ctx, param, value):
 @click.argument("data", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write the ONNX model package.")
-@click.option("--mode", type=click.Choice(["supervised", "anomaly"]), default="supervised",
-              show_default=True, help="supervised: good and defect photos; anomaly: good only.")
+@click.option("--mode", type=click.Choice(MODES), default=TrainConfig.mode, show_default=True,
+              help="supervised: good and defect photos; anomaly: learns from good photos; "
+                   "auto: anomaly with good photos only, else the better of both on validation.")
 @click.option("--product", help="Product name stored in the model (default: the folder name).")
-@click.option("--size", default="224", callback=_size, show_default=True,
-              help="Model input size: 320 or WxH such as 224x512.")
+@click.option("--size", default="auto", callback=_size, show_default=True,
+              help="Model input size: 320 or WxH such as 224x512; auto follows the images' "
+                   "aspect ratio (short side 224 px).")
 @click.option("--resize", type=click.Choice(RESIZE_POLICIES), default="stretch", show_default=True)
 @click.option("--epochs", type=int, default=TrainConfig.epochs, show_default=True)
-@click.option("--patience", type=int, default=TrainConfig.patience, show_default=True)
 @click.option("--max-minutes", type=float, default=TrainConfig.max_minutes, show_default=True,
-              help="Time budget: no epoch starts that would end past it (0: none).")
+              help="Time budget: supervised augmented views are cut to fit it (0: none).")
+@click.option("--folds", type=int, default=TrainConfig.folds, show_default=True,
+              help="Supervised: cross-validation folds whose out-of-fold scores set the "
+                   "threshold.")
+@click.option("--views", type=int, default=TrainConfig.views, show_default=True,
+              help="Supervised: the plain image + augmented views per image.")
 @click.option("--batch-size", type=int, default=TrainConfig.batch_size, show_default=True)
 @click.option("--lr", type=float, default=TrainConfig.lr, show_default=True)
-@click.option("--val-fraction", type=float, default=TrainConfig.val_fraction, show_default=True)
+@click.option("--val-fraction", type=float, default=TrainConfig.val_fraction, show_default=True,
+              help="Anomaly: share of good images held out (by part) for the threshold.")
 @click.option("--target-recall", type=float, default=TrainConfig.target_recall, show_default=True,
-              help="Threshold: catch this fraction of validation defects.")
+              help="Threshold: catch this fraction of validation defects...")
+@click.option("--max-frr", type=float, default=TrainConfig.max_frr, show_default=True,
+              help="...unless that rejects more than this fraction of good images.")
 @click.option("--target-frr", type=float, default=TrainConfig.target_frr, show_default=True,
               help="Threshold with good images only: expected false-reject rate.")
 @click.option("--group-by", help="Regex on file names: images of one part stay on one side.")
@@ -59,22 +71,47 @@ def train(data: Path, out: Path, **options) -> None:
     """Train a defect-detection model on the images in DATA and export it to ONNX."""
     config = TrainConfig(data=data, out=out, **options)
     result = run_training(config)
-    metrics = result.info.metrics
-    click.echo(f"model: {result.path} (version {result.info.version})")
+    info = result.info
+    click.echo(f"model: {result.path} (version {info.version})")
+    click.echo(f"mode: {info.mode}" + (f" (auto: {info.training['auto']['reason']})"
+                                       if "auto" in (info.training or {}) else ""))
+    click.echo(f"input size: {info.input_size[0]}x{info.input_size[1]}")
     click.echo(f"training time: {result.seconds:.1f} s")
-    click.echo("validation: " + ", ".join(
-        f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
+    for line in operating_point_lines(info.metrics):
+        click.echo(line, err=line.startswith("warning"))
+
+
+def operating_point_lines(metrics: dict) -> list[str]:
+    """What the chosen threshold means on the line, and the trade-off when it hurts."""
+    lines = ["validation: " + ", ".join(
+        f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float))]
+    t = metrics.get("threshold") or {}
+    if t.get("recall") is not None:
+        lines.append(f"expected on the line: catches {_pct(t, 'recall')} of defects, rejects "
+                     f"{_pct(t, 'false_reject_rate')} of good parts "
+                     f"({t['n_defect']} defect and {t['n_good']} good validation images)")
     frr = metrics.get("false_reject_rate")
-    if frr is not None and frr > HIGH_FALSE_REJECTS:
-        click.echo(
-            f"warning: at this threshold {frr:.0%} of validation good images are rejected; "
-            "lower --target-recall, add training images"
-            + (" or try --mode supervised" if config.mode == "anomaly" else ""), err=True)
+    if t.get("method") == "max_frr" or (frr is not None and frr > HIGH_FALSE_REJECTS):
+        lines.append(f"warning: catching {t.get('target', 0):.0%} of defects would reject too "
+                     "many good parts; the threshold is capped (--max-frr). Trade-off:")
+        lines += [f"  catch {r['recall']:.0%} of defects -> reject {r['false_reject_rate']:.1%}"
+                  f" of good parts" for r in metrics.get("trade_off", [])]
+        lines.append("  more photos of defects (and --mode supervised) usually move this curve")
+    return lines
+
+
+def _pct(t: dict, key: str) -> str:
+    ci = t.get(f"{key}_ci")
+    return f"{t[key]:.1%}" + (f" (95% interval {ci[0]:.1%}-{ci[1]:.1%})" if ci else "")
 
 
 def run_training(config: TrainConfig):
     """Dispatch to the mode's fit function (imported lazily: each pulls in its own code)."""
     try:
+        if config.mode == "auto":
+            from training.auto import fit_auto
+
+            return fit_auto(config)
         if config.mode == "anomaly":
             from training.anomaly_fit import fit_anomaly
 

@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 
 MIN_GOOD = 10
 MIN_DEFECT = 5
+AUTO_SHORT_SIDE = 224  # the resolution the backbone was trained at
+AUTO_MAX_SIDE = 512  # the long side's cap: latency grows with the pixels
+AUTO_STEP = 32  # the backbone's total stride: sides stay multiples of it
+AUTO_PROBE = 16  # images whose shape decides the aspect ratio
 # Why 2 GB: decoded images are cached for all epochs when they fit; beyond that, re-read each time.
 CACHE_BYTES = 2 * 1024**3
 
@@ -170,15 +174,36 @@ def split(dataset: Dataset, fraction: float, seed: int, groups: list[str]):
     """Stratified (by good/defect type), group-aware split: (keep indices, held-out indices)."""
     if not 0 < fraction < 1:
         raise ValueError("the held-out fraction must be between 0 and 1")
+    return next(kfold(dataset, max(2, round(1 / fraction)), seed, groups))
+
+
+def kfold(dataset: Dataset, k: int, seed: int, groups: list[str]):
+    """Stratified, group-aware k folds: yields (keep indices, held-out indices) k times.
+
+    Fewer folds when there are fewer groups; every image is held out exactly once.
+    """
     strata = [0 if s.defect_type is None else 1 + dataset.defect_types.index(s.defect_type)
               for s in dataset.samples]
     n_groups = len(set(groups))
     if n_groups < 2:
         raise DatasetError("all images fall into one group: loosen --group-by / --group-size")
-    n_splits = min(max(2, round(1 / fraction)), n_groups)
-    folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    keep, held = next(folds.split(np.zeros(len(strata)), strata, groups))
-    return np.sort(keep), np.sort(held)
+    folds = StratifiedGroupKFold(n_splits=min(k, n_groups), shuffle=True, random_state=seed)
+    for keep, held in folds.split(np.zeros(len(strata)), strata, groups):
+        yield np.sort(keep), np.sort(held)
+
+
+def auto_size(samples: list[Sample]) -> tuple[int, int]:
+    """Input size (W, H) that keeps the images' median aspect ratio: the short side 224 px, the
+    long side rounded to a multiple of 32 and capped at 512 px. Square images give 224x224."""
+    shapes = [read_image(s.path).shape[:2] for s in samples[:: max(1, len(samples) // AUTO_PROBE)]
+              [:AUTO_PROBE]]
+    if not shapes:
+        return AUTO_SHORT_SIDE, AUTO_SHORT_SIDE
+    ratio = float(np.median([h / w for h, w in shapes]))  # > 1: portrait
+    stretch = max(ratio, 1 / ratio)
+    long = min(AUTO_MAX_SIDE, max(AUTO_SHORT_SIDE,
+                                  round(AUTO_SHORT_SIDE * stretch / AUTO_STEP) * AUTO_STEP))
+    return (AUTO_SHORT_SIDE, long) if ratio > 1 else (long, AUTO_SHORT_SIDE)
 
 
 def fingerprint(samples: list[Sample], root: Path) -> str:

@@ -1,25 +1,38 @@
-"""`qc train --mode supervised`: data -> split -> fit -> threshold -> ONNX package."""
+"""`qc train --mode supervised`: data -> trunk features -> k-fold heads -> threshold -> ONNX.
+
+The threshold comes from out-of-fold scores: every training image is scored once by heads that
+did not see its part, so the operating point (recall, false rejects, with intervals) rests on
+all images instead of one small validation split. The exported heads are then trained on all.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, WeightedRandomSampler
+from tqdm import tqdm
 
 from training import data as ds
-from training.calibration import ScoreScale, select_threshold
-from training.config import TrainConfig, TrainResult, base_info, environment, pick_device
+from training.calibration import ScoreScale, select_threshold, trade_off
+from training.config import (
+    TrainConfig,
+    TrainResult,
+    ValidationScores,
+    base_info,
+    environment,
+    pick_device,
+)
 from training.export import export_onnx
-from training.loops import fit, predict, ranking_metrics
+from training.loops import extract_features, predict, ranking_metrics, train_heads
 from training.supervised import SupervisedConfig, SupervisedExport, SupervisedNet
 
 log = logging.getLogger(__name__)
 
 PARITY_IMAGES = 8
-MIN_EPOCH_BATCHES = 16  # small datasets: an "epoch" is at least this many optimizer steps
+FEATURE_BUDGET = 0.6  # share of --max-minutes the trunk features may take (the rest: heads)
 
 
 def fit_supervised(config: TrainConfig) -> TrainResult:
@@ -30,75 +43,67 @@ def fit_supervised(config: TrainConfig) -> TrainResult:
         torch.set_num_threads(config.threads)
     device = pick_device(config.device)
     dataset = ds.scan(config.data, strict=config.strict)
+    config = replace(config.with_size(dataset.samples), mode="supervised")
     ds.require_enough(dataset, need_defects=True)
-    groups = ds.group_keys(dataset.samples, config.group_by, config.group_size)
-    train_idx, val_idx = ds.split(dataset, config.val_fraction, config.seed, groups)
-    train = [dataset.samples[i] for i in train_idx]
-    val = [dataset.samples[i] for i in val_idx]
-    _check_split(train, val)
-    log.info("training on %d images, validating on %d (%s)", len(train), len(val), dataset.count())
+    samples = dataset.samples
+    groups = ds.group_keys(samples, config.group_by, config.group_size)
+    folds = list(ds.kfold(dataset, config.folds, config.seed, groups))
+    log.info("training on %d images (%s), %d-fold cross-validation", len(samples),
+             dataset.count(), len(folds))
 
-    store = ds.ImageStore()
-    prep = config.preprocessing
     types = dataset.defect_types if len(dataset.defect_types) >= 2 else []
-    train_set = ds.TorchDataset(train, prep, types, store, ds.Augment(), seed=config.seed)
-    val_set = ds.TorchDataset(val, prep, types, store)
-    sampler = _balanced(train, max(len(train), MIN_EPOCH_BATCHES * config.batch_size))
-    train_loader = DataLoader(train_set, batch_size=config.batch_size, sampler=sampler,
-                              drop_last=True)
-    val_loader = DataLoader(val_set, batch_size=config.batch_size)
+    head_config = SupervisedConfig(n_types=len(types))
+    net = SupervisedNet(head_config).to(device)
+    feats = trunk_features(net, samples, types, config, device)
+    labels = dataset.labels
 
-    uses_masks = any(s.mask_path is not None for s in train if s.label == 1)
-    net = SupervisedNet(SupervisedConfig(n_types=len(types))).to(device)
-
-    def next_epoch(epoch: int) -> None:
-        train_set.epoch = epoch
-
-    outcome = fit(net, train_loader, val_loader, device, config.epochs, config.patience,
-                  config.lr, on_epoch=next_epoch, time_budget_s=config.max_minutes * 60)
-    net = outcome.net.cpu()
-    probs, labels, _ = predict(net, val_loader, torch.device("cpu"))
-    threshold = select_threshold(probs, labels, config.target_recall)
-    scale = ScoreScale.fit(threshold.value, probs, bounded=True)
+    oof = np.zeros(len(samples))
+    for k, (keep, held) in enumerate(tqdm(folds, desc="cross-validation", unit="fold")):
+        heads = train_heads(head_config, feats, keep, config.epochs, config.lr,
+                            config.batch_size, config.seed + k, device)
+        oof[held] = predict(heads, feats, held, device)
+    threshold = select_threshold(oof, labels, config.target_recall, config.max_frr)
+    scale = ScoreScale.fit(threshold.value, oof, bounded=True)
+    net.heads = train_heads(head_config, feats, np.arange(len(samples)), config.epochs,
+                            config.lr, config.batch_size, config.seed, device)
+    net = net.cpu().eval()
     train_seconds = time.perf_counter() - start
 
-    metrics = {**ranking_metrics(probs, labels), "recall": threshold.recall,
-               "false_reject_rate": threshold.false_reject_rate, "threshold": threshold.to_dict(),
-               "split": "validation", "n_good": threshold.n_good, "n_defect": threshold.n_defect}
+    uses_masks = any(s.mask_path is not None for s in samples if s.label == 1)
+    metrics = {**ranking_metrics(oof, labels), "recall": threshold.recall,
+               "false_reject_rate": threshold.false_reject_rate,
+               "threshold": threshold.to_dict(), "split": f"out-of-fold ({len(folds)} folds)",
+               "n_good": threshold.n_good, "n_defect": threshold.n_defect,
+               "trade_off": trade_off(oof, labels)}
     info = base_info(
-        config, ds.fingerprint(dataset.samples, dataset.root),
+        config, ds.fingerprint(samples, dataset.root),
         threshold=threshold.value, score_scale=scale.to_dict(),
         defect_types=list(dataset.defect_types), metrics=metrics,
-        training={"config": config.to_dict(), "n_train": len(train), "n_val": len(val),
-                  "counts": dataset.count(), "best_epoch": outcome.best_epoch,
-                  "epochs_run": len(outcome.history), "seconds": round(train_seconds, 1),
-                  "uses_masks": uses_masks, "map": "segmentation" if uses_masks else "cam",
+        training={"config": config.to_dict(), "n_train": len(samples), "folds": len(folds),
+                  "views": feats.n_views, "counts": dataset.count(),
+                  "seconds": round(train_seconds, 1), "uses_masks": uses_masks,
+                  "map": "segmentation" if uses_masks else "cam",
                   "environment": environment()},
-        image_stats=ds.image_stats([s for s in train if s.label == 0], store),
+        image_stats=ds.image_stats([s for s in samples if s.label == 0], ds.ImageStore()),
     )
-    check = torch.from_numpy(np.stack([val_set[i][0].numpy() for i in range(
-        min(PARITY_IMAGES, len(val_set)))]))
+    plain = ds.TorchDataset(samples[:PARITY_IMAGES], config.preprocessing, types, ds.ImageStore())
+    check = torch.stack([plain[i][0] for i in range(len(plain))])
     result = export_onnx(SupervisedExport(net, scale, uses_masks), info, config.out, check)
     seconds = time.perf_counter() - start
     log.info("trained and exported in %.1f s: %s", seconds, result.path)
-    return TrainResult(result.path, info, seconds, outcome.history)
+    return TrainResult(result.path, info, seconds,
+                       ValidationScores([s.path for s in samples], labels, oof))
 
 
-def _check_split(train: list[ds.Sample], val: list[ds.Sample]) -> None:
-    for name, part in (("training", train), ("validation", val)):
-        labels = {s.label for s in part}
-        if labels != {0, 1}:
-            raise ds.DatasetError(
-                f"the {name} split has no {'defect' if 1 not in labels else 'good'} images; "
-                "add images or lower --val-fraction / loosen --group-by"
-            )
-
-
-def _balanced(samples: list[ds.Sample], n: int) -> WeightedRandomSampler:
-    """Draw good and defect images equally often (defects are usually rare)."""
-    labels = np.array([s.label for s in samples])
-    weights = np.where(labels == 1, 0.5 / max((labels == 1).sum(), 1),
-                       0.5 / max((labels == 0).sum(), 1))
-    generator = torch.Generator().manual_seed(0)
-    return WeightedRandomSampler(torch.as_tensor(weights, dtype=torch.double), n,
-                                 replacement=True, generator=generator)
+def trunk_features(net: SupervisedNet, samples: list[ds.Sample], types: list[str],
+                   config: TrainConfig, device):
+    """Frozen-trunk features of every image: the plain view plus config.views - 1 augmented."""
+    store = ds.ImageStore()
+    views = [ds.TorchDataset(samples, config.preprocessing, types, store)]
+    for v in range(1, config.views):
+        view = ds.TorchDataset(samples, config.preprocessing, types, store, ds.Augment(),
+                               seed=config.seed)
+        view.epoch = v  # each view its own augmentation draw
+        views.append(view)
+    budget = config.max_minutes * 60 * FEATURE_BUDGET if config.max_minutes else None
+    return extract_features(net, views, device, config.batch_size, budget)

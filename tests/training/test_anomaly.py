@@ -23,7 +23,9 @@ from training.export import export_onnx
 from training.synth import generate_dataset
 
 SIZE = 160  # the generated defects span a few pixels: 112 px hides some of them
-SMALL = PatchCoreConfig(max_bank=2048, pad=16)  # the default model, lighter
+SMALL = PatchCoreConfig(max_bank=2048)  # the default model, smaller bank
+# The mechanisms on a finer (stride-8) grid: more cells for hand-made patterns, less padding
+FINE = PatchCoreConfig(stages=(2, 4), max_bank=2048, pad=16)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +50,10 @@ def _defects(root):
 def test_finds_generated_defects(fitted):
     info = fitted.info
     assert info.mode == "anomaly"
-    assert info.metrics["threshold_method"] == "target_recall"
+    method = info.metrics["threshold_method"]
+    assert method in ("target_recall", "max_frr")  # max_frr: 99 % recall would cost > 10 %
+    if method == "max_frr":
+        assert info.metrics["false_reject_rate"] <= TrainConfig.max_frr
     assert info.metrics["auroc"] > 0.75  # chance is 0.5; defects never entered the bank
     assert info.metrics["pixel_auroc"] > 0.9
     assert info.training["n_train_good"] + info.training["n_val_good"] == 24
@@ -93,7 +98,8 @@ def test_threshold_maps_to_half(fitted, data):
 
 def test_onnx_matches_torch(data, tmp_path):
     torch.manual_seed(0)
-    cfg = PatchCoreConfig(max_bank=512, pad=16, chunk=200)  # several chunks in the graph
+    # several chunks in the graph
+    cfg = PatchCoreConfig(max_bank=512, stages=(2, 4), pad=16, chunk=200)
     model = PatchCore(load_pretrained(keep_classifier=False), cfg, (96, 128))
     goods = sorted((data / "good").glob("*.jpg"))
     images = [read_image(p) for p in goods[:4]] + [read_image(p) for p in _defects(data)[:2]]
@@ -129,7 +135,8 @@ def test_good_only_threshold(data, tmp_path, caplog):
     config = TrainConfig(data=root, out=tmp_path / "m.onnx", mode="anomaly", size=(96, 96),
                          target_frr=0.05, threads=2, position_norm="on")
     with caplog.at_level(logging.WARNING):
-        result = fit_anomaly(config, PatchCoreConfig(max_bank=512, pad=16, position_norm="on"))
+        result = fit_anomaly(config, PatchCoreConfig(max_bank=512, stages=(2, 4), pad=16,
+                                                     position_norm="on"))
     assert "only 12 good images" in caplog.text
     m = result.info.metrics
     assert m["threshold_method"] == "good_quantile"
@@ -170,14 +177,14 @@ def _cover(points: torch.Tensor, idx: torch.Tensor) -> float:
 
 def test_position_reference_marks_places_where_good_parts_vary():
     torch.manual_seed(0)
-    model = PatchCore(load_pretrained(keep_classifier=False), SMALL, (64, 64))
+    model = PatchCore(load_pretrained(keep_classifier=False), FINE, (64, 64))
     h, w = model.grid_hw
     embs = torch.randn(12, model.feature_dim, h, w) * 0.1
     embs[:, :, 2, 5] = torch.randn(12, model.feature_dim) * 10  # a spot that differs part to part
     groups = [f"part{i // 2}" for i in range(12)]
     config = TrainConfig(data=".", out="m.onnx", mode="anomaly")
     ref, folds = position_reference(model, embs, groups, config)
-    assert folds == SMALL.position_folds
+    assert folds == FINE.position_folds
     assert ref.shape == (h, w)
     others = torch.ones(h, w, dtype=torch.bool)
     others[2, 5] = False
@@ -188,7 +195,7 @@ def test_position_reference_marks_places_where_good_parts_vary():
 
 
 def test_auto_position_norm_keeps_the_better_scores():
-    model = PatchCore(load_pretrained(keep_classifier=False), SMALL, (64, 64))
+    model = PatchCore(load_pretrained(keep_classifier=False), FINE, (64, 64))
     h, w = model.grid_hw
     dists = torch.ones(6, h, w)
     dists[:, 0, 0] = 3.0  # every image is far at one place (a harmless, recurring oddity)...

@@ -26,7 +26,10 @@ def test_train_cli_writes_model_and_prints_time(tiny_dataset, tmp_path):
 
 def test_train_cli_explains_missing_images(tmp_path):
     (tmp_path / "good").mkdir()
-    result = CliRunner().invoke(cli, ["train", str(tmp_path), "--out", str(tmp_path / "m.onnx")])
+    auto = CliRunner().invoke(cli, ["train", str(tmp_path), "--out", str(tmp_path / "m.onnx")])
+    assert auto.exit_code != 0 and "0 good images" in auto.output and "at least" in auto.output
+    result = CliRunner().invoke(cli, ["train", str(tmp_path), "--out", str(tmp_path / "m.onnx"),
+                                      "--mode", "supervised"])
     assert result.exit_code != 0
     assert "too few images" in result.output and "need at least" in result.output
 
@@ -77,14 +80,24 @@ def test_train_cli_warns_when_many_good_parts_would_be_rejected(monkeypatch, tin
     from training import commands
     from training.config import TrainResult
 
+    threshold = {"method": "max_frr", "target": 0.99, "recall": 0.8, "false_reject_rate": 0.1,
+                 "n_good": 50, "n_defect": 20, "recall_ci": [0.58, 0.92],
+                 "false_reject_rate_ci": [0.04, 0.21]}
+    trade = [{"method": "target_recall", "target": 0.99, "threshold": 0.2, "recall": 1.0,
+              "false_reject_rate": 0.4}]
+
     def fake_training(config):
-        info = ModelInfo("p", config.mode, (32, 32), "stretch", 0.5, {},
-                         metrics={"auroc": 0.9, "false_reject_rate": 0.4})
+        info = ModelInfo("p", "anomaly", (32, 32), "stretch", 0.5, {},
+                         metrics={"auroc": 0.9, "false_reject_rate": 0.1,
+                                  "threshold": threshold, "trade_off": trade})
         return TrainResult(config.out, info, 1.0)
 
     monkeypatch.setattr(commands, "run_training", fake_training)
     result = CliRunner().invoke(cli, ["train", str(tiny_dataset), "--out", str(tmp_path / "m"),
                                       "--mode", "anomaly"])
     assert result.exit_code == 0
-    assert "40% of validation good images are rejected" in result.output
+    assert ("catches 80.0% (95% interval 58.0%-92.0%) of defects, rejects 10.0% "
+            "(95% interval 4.0%-21.0%) of good parts") in result.output
+    assert "threshold is capped (--max-frr)" in result.output
+    assert "catch 100% of defects -> reject 40.0% of good parts" in result.output
     assert "--mode supervised" in result.output

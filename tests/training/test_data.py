@@ -94,3 +94,30 @@ def test_augmentation_is_deterministic_and_keeps_mask_aligned():
     assert np.array_equal(a1, a2) and np.array_equal(m1, m2)
     bright = a1[..., 0] > 127
     assert (bright & (m1 > 127)).sum() / max(bright.sum(), 1) > 0.9
+
+
+@pytest.mark.parametrize(("hw", "expected"), [
+    ((630, 250), (224, 512)),  # KolektorSDD-like portrait: long side capped at 512
+    ((230, 565), (512, 224)),  # BSData-like landscape
+    ((300, 300), (224, 224)),  # square cells
+    ((240, 320), (288, 224)),  # 4:3 -> 298.7, rounded to a multiple of 32
+])
+def test_auto_size_follows_aspect_ratio(tmp_path, hw, expected):
+    import cv2
+
+    paths = []
+    for i in range(3):
+        p = tmp_path / f"img{i}.png"
+        cv2.imwrite(str(p), np.full((*hw, 3), 100, np.uint8))
+        paths.append(ds.Sample(p, 0))
+    assert ds.auto_size(paths) == expected
+
+
+def test_config_with_size_keeps_an_explicit_size(tiny_dataset):
+    from training.config import TrainConfig
+
+    samples = ds.scan(tiny_dataset).samples
+    fixed = TrainConfig(data=tiny_dataset, out="m", size=(64, 32)).with_size(samples)
+    assert fixed.size == (64, 32)
+    auto = TrainConfig(data=tiny_dataset, out="m").with_size(samples)
+    assert auto.size == ds.auto_size(samples) and auto.preprocessing.size == auto.size

@@ -23,7 +23,8 @@ def test_training_writes_a_complete_model_package(trained_model, tiny_dataset):
     assert info.score_scale["threshold"] == pytest.approx(info.threshold)
     assert {"auroc", "recall", "false_reject_rate", "threshold"} <= set(info.metrics)
     assert info.data_fingerprint == ds.fingerprint(ds.scan(tiny_dataset).samples, tiny_dataset)
-    assert info.training["n_train"] + info.training["n_val"] == 28
+    assert info.training["n_train"] == 28 and info.training["folds"] == 5
+    assert info.metrics["split"] == "out-of-fold (5 folds)" and info.metrics["trade_off"]
     assert info.training["uses_masks"] and info.image_stats["brightness"]["mean"] > 0
     assert info.version.startswith("flange-")
     model = onnx.load(str(trained_model.path))
