@@ -4,11 +4,20 @@ show the plant's public key to hand to customers and lenders (docs/reports.md)."
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Flask, current_app, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from sqlalchemy import select
 
 from qc.db.models import Inspection
@@ -68,9 +77,18 @@ def page() -> Any:
     key = get_keyring().current()
     return render_template(
         "reports.html", products=names, papers=PAPERS, error=error, args=request.args,
-        first=request.args.get("from") or today.replace(day=1).isoformat(),
+        first=request.args.get("from") or (today - timedelta(days=29)).isoformat(),
         last=request.args.get("to") or today.isoformat(),
         fingerprint=key.fingerprint, pem=public_pem(key.public))
+
+
+@bp.get("/reports/plant.pem")
+@page_roles(*ISSUERS)
+def public_key() -> Any:
+    """The current public key as a PEM file, to send with the documents."""
+    pem = public_pem(get_keyring().current().public)
+    return Response(pem, mimetype="application/x-pem-file",
+                    headers={"Content-Disposition": 'attachment; filename="plant.pem"'})
 
 
 def init_app(app: Flask) -> None:

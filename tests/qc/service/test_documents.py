@@ -258,6 +258,8 @@ def test_reports_page_issues_documents_and_explains_bad_input(client, seeded, lo
     login("manager", "password-manager")
     html = client.get("/reports").get_data(as_text=True)
     assert 'id="key-fingerprint"' in html and "BEGIN PUBLIC KEY" in html
+    pem = client.get("/reports/plant.pem")
+    assert pem.status_code == 200 and pem.get_data(as_text=True) in html
     reply = client.get("/reports", query_string={"action": "report", "format": "pdf",
                                                   "paper": "letter", **MARCH})
     assert reply.status_code == 303
@@ -276,6 +278,16 @@ def test_reports_page_issues_documents_and_explains_bad_input(client, seeded, lo
         assert page.status_code == 200 and message in text and "<script>" not in text
     login("operator", "password-operator")
     assert client.get("/reports").status_code == 403
+    assert client.get("/reports/plant.pem").status_code == 403
+
+
+def test_openapi_describes_the_document_endpoints(client):
+    paths = client.get("/api/v1/openapi.json").json["paths"]
+    report = paths["/reports/quality"]["get"]
+    assert {p["name"] for p in report["parameters"]} >= {"from", "to", "product", "format"}
+    assert "403" in report["responses"] and "application/pdf" in report["responses"]["200"][
+        "content"]
+    assert "/lots/{lot}/certificate" in paths
 
 
 def test_review_and_dashboard_pages_link_to_documents(client, seeded, login):
