@@ -14,8 +14,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-SIZE = (7.2, 2.6)  # inches: the text width of A4 and Letter at 150 dpi
-DPI = 150
+SIZE = (7.2, 2.6)  # inches: about the text width of A4 and Letter
+DPI = 120  # enough for print at this size; more pixels only take longer to draw
 RED, BLUE, GREY = "#c62828", "#1565c0", "#757575"
 
 

@@ -5,7 +5,11 @@ are /api/v1/stats' and hand-computed ones, the PDFs render and verify offline, r
 from __future__ import annotations
 
 import io
+import shutil
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -299,3 +303,51 @@ def test_review_and_dashboard_pages_link_to_documents(client, seeded, login):
     assert f'href="/api/v1/lots/{quote(LOT)}/certificate"' in review
     dashboard = client.get("/dashboard?from=2026-03-01&to=2026-03-31").get_data(as_text=True)
     assert "/reports?from=2026-03-01&amp;to=2026-03-31" in dashboard
+
+
+def _recipe(heading: str, fence: str) -> str:
+    """The code block under a heading of docs/reports.md (what an outside reader runs)."""
+    text = (Path(__file__).resolve().parents[3] / "docs" / "reports.md").read_text()
+    section = text[text.index(heading):]
+    start = section.index(f"```{fence}\n") + len(fence) + 4
+    return section[start:section.index("```", start)]
+
+
+def test_docs_recipes_verify_with_standard_tools(app, client, seeded, tmp_path):
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is missing")
+    shown = CliRunner().invoke(keys, ["show", "--instance", app.instance_path]).output
+    (tmp_path / "plant.pem").write_text(shown[shown.index("-----BEGIN"):])
+    (tmp_path / "report.json").write_bytes(
+        _get(client, seeded, "/api/v1/reports/quality", **MARCH).data)
+    (tmp_path / "report.pdf").write_bytes(
+        _get(client, seeded, "/api/v1/reports/quality", format="pdf", **MARCH).data)
+    (tmp_path / "check.py").write_text(_recipe("### A JSON document, with Python", "python"))
+
+    def run(script: str, python: bool = False) -> subprocess.CompletedProcess:
+        argv = ([sys.executable, script, "report.json", "plant.pem"] if python
+                else ["bash", "-e", "-c", script])
+        return subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+
+    python = run("check.py", python=True)
+    assert python.returncode == 0 and "signature valid" in python.stdout, python.stderr
+    for heading in ("### A JSON document, with openssl", "### A PDF, with openssl"):
+        done = run(_recipe(heading, "sh"))
+        assert done.returncode == 0 and "Signature Verified Successfully" in done.stdout, (
+            heading, done.stdout, done.stderr)
+    lines = run(_recipe("### A PDF, with openssl", "sh")).stdout.split()
+    assert lines[0] == lines[2] == seeded_fingerprint(shown)  # the fingerprint two ways
+    pdf = (tmp_path / "report.pdf").read_bytes()
+    at = len(pdf) // 2  # a byte inside the page content
+    (tmp_path / "report.pdf").write_bytes(pdf[:at] + bytes([pdf[at] ^ 0x01]) + pdf[at + 1:])
+    changed = run(_recipe("### A PDF, with openssl", "sh"))
+    assert changed.returncode != 0 and "Signature Verified Successfully" not in changed.stdout
+    text = (tmp_path / "report.json").read_text().replace('"defective":12', '"defective":2')
+    (tmp_path / "report.json").write_text(text)
+    assert run("check.py", python=True).returncode != 0
+    assert run(_recipe("### A JSON document, with openssl", "sh")).returncode != 0
+
+
+def seeded_fingerprint(shown: str) -> str:
+    """The fingerprint `qc keys show` printed."""
+    return shown.split("):", 1)[1].split()[0]
