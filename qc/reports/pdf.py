@@ -30,15 +30,15 @@ HEADINGS = FontFace(emphasis="BOLD", fill_color=(232, 236, 242))
 MAX_EPISODES = 20  # stability episodes listed in the PDF (all are in the JSON)
 
 
-def _pct(value: float | None, digits: int = 2) -> str:
+def pct(value: float | None, digits: int = 2) -> str:
     return "–" if value is None else f"{value * 100:.{digits}f} %"
 
 
-def _money(value: float | None) -> str:
+def money(value: float | None) -> str:
     return "–" if value is None else f"{value:,.2f}"
 
 
-def _when(text: str) -> str:
+def when(text: str) -> str:
     return datetime.fromisoformat(text).strftime("%Y-%m-%d %H:%M")
 
 

@@ -9,10 +9,10 @@ from qc.reports import charts
 from qc.reports.pdf import (
     MAX_EPISODES,
     Document,
-    _money,
-    _pct,
-    _when,
+    money,
+    pct,
     verification_section,
+    when,
 )
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ def quality_report(document: dict, paper: str = "a4") -> bytes:
     pdf.title_block("Quality report", [
         f"Period: {period['first_day']} to {period['last_day']} (whole days, "
         f"{period['timezone']}) · {scope}",
-        f"Issued {_when(p['issued_at'])} UTC by {p['issued_by']} · every unit the inspection "
+        f"Issued {when(p['issued_at'])} UTC by {p['issued_by']} · every unit the inspection "
         "stations recorded, as decided by the AI model"])
     _key_figures(pdf, p)
     pdf.heading("Defect rate per day and its stability (p-chart)", room=90)
@@ -54,11 +54,11 @@ def _key_figures(pdf: Document, p: dict) -> None:
     pdf.table(("figure", "value", "what it means"), [
         ("Units inspected", f"{t['inspected']:,}", "every unit photographed and judged"),
         ("Failed", f"{t['defective']:,}", "units the model rejected as defective"),
-        ("Defect rate", _pct(t["defect_rate"]), "failed ÷ inspected"),
-        ("First-pass yield", _pct(t["first_pass_yield"]), "passed ÷ inspected, first time"),
+        ("Defect rate", pct(t["defect_rate"]), "failed ÷ inspected"),
+        ("First-pass yield", pct(t["first_pass_yield"]), "passed ÷ inspected, first time"),
         ("Days out of control", f"{stab['out_of_control']} of {stab['subgroups']}",
          "days whose defect rate left the control limits"),
-        ("Savings vs manual inspection", _money(sav["total"]),
+        ("Savings vs manual inspection", money(sav["total"]),
          "cost of inspecting by eye minus cost with qc (plant currency)"),
     ], widths=(45, 30, 105))
 
@@ -68,7 +68,7 @@ def _months(pdf: Document, months: list[dict]) -> None:
     pdf.table(("month", "inspected", "failed", "defect rate", "first-pass yield",
                "days out of control"),
               [(m["month"], f"{m['inspected']:,}", f"{m['defective']:,}",
-                _pct(m["defect_rate"]), _pct(m["first_pass_yield"]),
+                pct(m["defect_rate"]), pct(m["first_pass_yield"]),
                 m["days_out_of_control"]) for m in months])
 
 
@@ -78,11 +78,11 @@ def _stability(pdf: Document, stab: dict) -> None:
         pdf.para("No day left the control limits: the process was stable over the period.")
         return
     pdf.para(f"{len(stab['episodes'])} episode(s) of consecutive days outside the limits "
-             f"(centre p̄ = {_pct(stab['center'])}). 'Then' is the next day's defect rate, "
+             f"(centre p̄ = {pct(stab['center'])}). 'Then' is the next day's defect rate, "
              "back inside the limits.")
     rows = [(e["first"][:10], e["last"][:10], e["subgroups"], e["direction"],
-             _pct(e["worst_p"]),
-             f"{e['then']['bucket'][:10]}: {_pct(e['then']['p'])}" if e["then"]
+             pct(e["worst_p"]),
+             f"{e['then']['bucket'][:10]}: {pct(e['then']['p'])}" if e["then"]
              else "still outside at the end of the period")
             for e in stab["episodes"][:MAX_EPISODES]]
     pdf.table(("from", "to", "days", "side", "worst day", "then"), rows)
@@ -99,8 +99,8 @@ def _pareto(pdf: Document, rows: list[dict]) -> None:
              "usually removes most of them.")
     pdf.picture(charts.pareto(rows))
     pdf.table(("defect type", "failed units", "share", "cumulative"),
-              [(r["defect_type"], f"{r['count']:,}", _pct(r["share"], 1),
-                _pct(r["cumulative_share"], 1)) for r in rows])
+              [(r["defect_type"], f"{r['count']:,}", pct(r["share"], 1),
+                pct(r["cumulative_share"], 1)) for r in rows])
 
 
 def _costs(pdf: Document, coq: dict, savings: dict) -> None:
@@ -112,8 +112,8 @@ def _costs(pdf: Document, coq: dict, savings: dict) -> None:
              "which the plant sets per product (docs/economics.md).")
     pdf.table(("product", "units", "appraisal", "internal", "external", "false rejects",
                "with qc", "manual", "savings"),
-              [(r["product"], f"{r['units']:,}", *(_money(v) for v in r["with_qc"].values()),
-                _money(r["with_qc_total"]), _money(r["manual_total"]), _money(r["savings"]))
+              [(r["product"], f"{r['units']:,}", *(money(v) for v in r["with_qc"].values()),
+                money(r["with_qc_total"]), money(r["manual_total"]), money(r["savings"]))
                for r in coq["products"]])
     for entry in savings["products"]:
         if entry.get("total") is None:
@@ -121,14 +121,14 @@ def _costs(pdf: Document, coq: dict, savings: dict) -> None:
             continue
         a = entry["assumptions"]
         pdf.para(
-            f"{entry['product']} assumptions: manual look {_money(a['manual_inspection_cost'])}"
-            f" per unit, people miss {_pct(a['manual_miss_rate'], 0)} of defects, an escaped "
-            f"defect costs {_money(a['escape_cost'])}, one caught in-house "
-            f"{_money(a['internal_failure_cost'])}, a false reject "
-            f"{_money(a['false_reject_cost'])}, qc {_money(a['qc_cost_per_unit'])} per unit; "
-            f"flagged {_pct(a['flagged_fraction'])}, estimated true defect rate "
-            f"{_pct(a['true_defect_rate'])}, recall {_pct(a['recall'], 1)}, false-reject rate "
-            f"{_pct(a['false_reject_rate'])} ({a['source']}, {a['reviews']} reviews).", size=8)
+            f"{entry['product']} assumptions: manual look {money(a['manual_inspection_cost'])}"
+            f" per unit, people miss {pct(a['manual_miss_rate'], 0)} of defects, an escaped "
+            f"defect costs {money(a['escape_cost'])}, one caught in-house "
+            f"{money(a['internal_failure_cost'])}, a false reject "
+            f"{money(a['false_reject_cost'])}, qc {money(a['qc_cost_per_unit'])} per unit; "
+            f"flagged {pct(a['flagged_fraction'])}, estimated true defect rate "
+            f"{pct(a['true_defect_rate'])}, recall {pct(a['recall'], 1)}, false-reject rate "
+            f"{pct(a['false_reject_rate'])} ({a['source']}, {a['reviews']} reviews).", size=8)
 
 
 def _performance(pdf: Document, rows: list[dict]) -> None:
@@ -147,10 +147,10 @@ def _performance(pdf: Document, rows: list[dict]) -> None:
         lo, hi = ref["recall_interval"]
         flo, fhi = ref["false_reject_rate_interval"]
         table.append((r["product"], r["model_version"],
-                      f"{_pct(r['validation']['recall'], 1)} / "
-                      f"{_pct(r['validation']['false_reject_rate'])}",
-                      f"{_pct(ref['recall'], 1)} ({_pct(lo, 1)}–{_pct(hi, 1)})",
-                      f"{_pct(ref['false_reject_rate'])} ({_pct(flo)}–{_pct(fhi)})",
+                      f"{pct(r['validation']['recall'], 1)} / "
+                      f"{pct(r['validation']['false_reject_rate'])}",
+                      f"{pct(ref['recall'], 1)} ({pct(lo, 1)}–{pct(hi, 1)})",
+                      f"{pct(ref['false_reject_rate'])} ({pct(flo)}–{pct(fhi)})",
                       f"{r['reviews']['total']:,}"))
     pdf.table(("product", "model", "validation recall / false rejects", "refined recall",
                "refined false rejects", "reviews"), table)
@@ -159,11 +159,11 @@ def _performance(pdf: Document, rows: list[dict]) -> None:
 def _integrity(pdf: Document, cov: dict, changes: dict) -> None:
     pdf.heading("Coverage and integrity of the records")
     t = cov["total"]
-    pdf.para(f"Traceability: {_pct(t['share_with_lot'], 1)} of units carry a lot number and "
-             f"{_pct(t['share_with_serial'], 1)} a serial number; photos are kept for "
-             f"{_pct(t['share_with_photo'], 1)} (older photos of good units are deleted by the "
+    pdf.para(f"Traceability: {pct(t['share_with_lot'], 1)} of units carry a lot number and "
+             f"{pct(t['share_with_serial'], 1)} a serial number; photos are kept for "
+             f"{pct(t['share_with_photo'], 1)} (older photos of good units are deleted by the "
              f"plant's retention policy; the results stay). {t['late']:,} results "
-             f"({_pct(t['share_late'])}) reached the server more than "
+             f"({pct(t['share_late'])}) reached the server more than "
              f"{cov['late_after_s'] // 60} minutes after the inspection (a station was offline "
              "and sent them later); the longest delay was "
              f"{t['longest_delay_s'] / 3600:.1f} h.")
@@ -174,9 +174,9 @@ def _integrity(pdf: Document, cov: dict, changes: dict) -> None:
                 f"{r['longest_delay_s'] / 3600:.1f} h") for r in cov["stations"]])
     pdf.heading("Changes of model")
     rows = [("before the period", c["product"], c["model_version"], c["action"], c["by"] or "",
-             _when(c["at"])) for c in changes["active_at_start"]]
+             when(c["at"])) for c in changes["active_at_start"]]
     rows += [("during the period", c["product"], c["model_version"], c["action"],
-              c["by"] or "", _when(c["at"])) for c in changes["during"]]
+              c["by"] or "", when(c["at"])) for c in changes["during"]]
     if rows:
         pdf.table(("when", "product", "model", "action", "by", "at (UTC)"), rows)
     else:
@@ -191,7 +191,7 @@ def lot_certificate(document: dict, paper: str = "a4") -> bytes:
                    document["signature"]["key_fingerprint"])
     pdf.title_block("Certificate of conformance", [
         f"Lot: {p['lot']}" + (f" · product {p['product']}" if p["product"] else ""),
-        f"Issued {_when(p['issued_at'])} UTC by {p['issued_by']}"])
+        f"Issued {when(p['issued_at'])} UTC by {p['issued_by']}"])
     verdict = ("Every unit of this lot conforms." if s["all_conform"] else
                f"{s['nonconforming']:,} of {s['units']:,} units do not conform.")
     pdf.para(f"{verdict} Each unit was photographed and judged by the AI model at an "
@@ -207,12 +207,12 @@ def lot_certificate(document: dict, paper: str = "a4") -> bytes:
         ("Products", ", ".join(s["products"])),
         ("Stations", ", ".join(s["stations"]) or "–"),
         ("Model versions", ", ".join(s["model_versions"]) or "–"),
-        ("Inspected", f"{_when(s['first_inspected_at'])} – {_when(s['last_inspected_at'])} UTC"),
+        ("Inspected", f"{when(s['first_inspected_at'])} – {when(s['last_inspected_at'])} UTC"),
     ], widths=(70, 110))
     pdf.heading("Units")
     pdf.table(("#", "serial", "inspected (UTC)", "station", "verdict", "score", "model",
                "review", "final"),
-              [(n, u["serial"] or "–", _when(u["inspected_at"]), u["station"] or "–",
+              [(n, u["serial"] or "–", when(u["inspected_at"]), u["station"] or "–",
                 u["verdict"], f"{u['score']:.3f}", u["model_version"] or "–",
                 u["review"] or "", u["final_label"])
                for n, u in enumerate(p["units"], 1)],

@@ -37,7 +37,8 @@ def get_keyring() -> Keyring:
     return current_app.extensions["qc.keyring"]
 
 
-def _choice(name: str, allowed: tuple[str, ...] | dict, default: str) -> str:
+def choice(name: str, allowed: tuple[str, ...] | dict, default: str) -> str:
+    """A query argument that must be one of `allowed` (400 otherwise)."""
     value = (request.args.get(name) or default).strip().lower()
     if value not in allowed:
         raise ServiceError(f"{name} must be one of {', '.join(allowed)}, not {value!r}", 400)
@@ -64,7 +65,7 @@ def _send(payload: dict, fmt: str, paper: str, to_pdf: Callable[[dict, str], byt
 def quality_report() -> Any:
     """The signed period quality report (?from=YYYY-MM-DD&to=YYYY-MM-DD[&product=]
     [&format=json|pdf][&paper=a4|letter])."""
-    fmt, paper = _choice("format", FORMATS, "json"), _choice("paper", PAPERS, "a4")
+    fmt, paper = choice("format", FORMATS, "json"), choice("paper", PAPERS, "a4")
     period = period_report.ReportPeriod.from_args(request.args)
     payload = period_report.build(get_session(), period, current_app.config,
                                   current_principal().username, utcnow())
@@ -78,7 +79,7 @@ def quality_report() -> Any:
 def lot_certificate(lot: str) -> Any:
     """The signed certificate of conformance of a lot ([?product=][&format=pdf|json]
     [&paper=a4|letter])."""
-    fmt, paper = _choice("format", FORMATS, "pdf"), _choice("paper", PAPERS, "a4")
+    fmt, paper = choice("format", FORMATS, "pdf"), choice("paper", PAPERS, "a4")
     product = (request.args.get("product") or "").strip() or None
     payload = lot_report.build(get_session(), lot, product, current_principal().username,
                                utcnow())

@@ -25,7 +25,7 @@ from qc.reports.keyring import public_pem
 from qc.reports.pdf import PAPERS
 from qc.reports.period import ReportPeriod
 from qc.service.database import get_session
-from qc.service.documents import FORMATS, ISSUERS, get_keyring
+from qc.service.documents import FORMATS, ISSUERS, choice, get_keyring
 from qc.service.errors import ServiceError
 from qc.service.pages.common import page_roles, products
 
@@ -34,17 +34,10 @@ log = logging.getLogger(__name__)
 bp = Blueprint("reports", __name__)
 
 
-def _choice(name: str, allowed: Any, default: str) -> str:
-    value = request.args.get(name) or default
-    if value not in allowed:
-        raise ServiceError(f"{name} must be one of {', '.join(allowed)}")
-    return value
-
-
 def _issue(action: str, product_names: list[str]) -> Any:
     """The API URL a filled-in form asks for; ServiceError with what to fix otherwise."""
-    fmt = _choice("format", FORMATS, "pdf")
-    paper = _choice("paper", PAPERS, "a4")
+    fmt = choice("format", FORMATS, "pdf")
+    paper = choice("paper", PAPERS, "a4")
     if action == "report":
         period = ReportPeriod.from_args(request.args)
         if period.product and period.product not in product_names:
