@@ -5,7 +5,8 @@
 
 Seeds like bench.stats_latency (the service's own ingest path; 2 products, 5 stations, lots and
 serials), then asks GET /api/v1/reports/quality for the whole year as signed JSON and as signed
-PDF, verifies both, and prints the report's figures. --db PATH keeps (and reuses) the SQLite file.
+PDF, verifies both, prints the report's figures, and times one lot's certificate (5,000
+units). --db PATH keeps (and reuses) the SQLite file.
 """
 
 from __future__ import annotations
@@ -25,15 +26,16 @@ from qc.service.database import get_session
 from qc.service.documents import get_keyring
 
 TARGET_S = 5.0
+LOT = "L100"  # bench.stats_latency seeds lots of 5,000 consecutive units
 
 
-def time_report(client, key: str, args: dict, runs: int) -> tuple[float, bytes]:
+def time_report(client, key: str, args: dict, runs: int,
+                url: str = "/api/v1/reports/quality") -> tuple[float, bytes]:
     """Median seconds of `runs` requests (after one warm-up); returns it and the last body."""
     times, body = [], b""
     for _ in range(runs + 1):
         t0 = time.perf_counter()
-        reply = client.get("/api/v1/reports/quality", query_string=args,
-                           headers={"Authorization": f"Bearer {key}"})
+        reply = client.get(url, query_string=args, headers={"Authorization": f"Bearer {key}"})
         times.append(time.perf_counter() - t0)
         assert reply.status_code == 200, reply.get_data(as_text=True)[:300]
         body = reply.data
@@ -82,9 +84,12 @@ def main() -> None:
         payload = verify_bytes(body, trusted)
         pdf_s, pdf = time_report(client, key, {**period, "format": "pdf"}, args.runs)
         verify_bytes(pdf, trusted)
+        lot_s, lot_pdf = time_report(client, key, {}, args.runs, f"/api/v1/lots/{LOT}/certificate")
+        units = len(verify_bytes(lot_pdf, trusted)["units"])
         app.extensions["qc.db"].dispose()
     print_figures(payload)
     worst = max(json_s, pdf_s)
+    print(f"lot certificate: {units:,} units, PDF {lot_s:.2f} s ({len(lot_pdf) / 1024:.0f} KiB)")
     print(f"report latency over {payload['stats']['totals']['inspected']:,} inspections: "
           f"JSON {json_s:.2f} s, PDF {pdf_s:.2f} s ({len(pdf) / 1024:.0f} KiB); "
           f"target <= {TARGET_S:.0f} s: {'OK' if worst <= TARGET_S else 'MISSED'}")

@@ -106,6 +106,39 @@ class Document(FPDF):
         self.set_font("DejaVu", size=9)
         self.ln(2)
 
+    def grid(self, headers: Sequence[str], rows: Iterable[Sequence[str]],
+             widths: Sequence[float], size: float = 7) -> None:
+        """A long table of one-line cells (cut to fit), header repeated on each page: what
+        table() does, ~20 times faster (a lot's 10,000 units)."""
+        height = size * 0.3528 + 1.6
+
+        def header() -> None:
+            self.set_font("DejaVu", "B", size)
+            self.set_fill_color(*HEADINGS.fill_color.colors255)
+            for width, text in zip(widths, headers):
+                self.cell(width, height, text, border=1, fill=True)
+            self.ln(height)
+            self.set_font("DejaVu", size=size)
+
+        header()
+        for values in rows:
+            if self.get_y() + height > self.page_break_trigger:
+                self.add_page()
+                header()
+            for width, text in zip(widths, values):
+                self.cell(width, height, self._fit(str(text), width - 2), border=1)
+            self.ln(height)
+        self.set_font("DejaVu", size=9)
+        self.ln(2)
+
+    def _fit(self, text: str, width: float) -> str:
+        """text, cut with an ellipsis to fit `width` mm."""
+        if self.get_string_width(text) <= width:
+            return text
+        while text and self.get_string_width(text + "…") > width:
+            text = text[:-1]
+        return text + "…"
+
     def picture(self, png: bytes) -> None:
         """A chart across the text width."""
         height = self.epw * charts.SIZE[1] / charts.SIZE[0]

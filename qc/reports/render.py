@@ -210,12 +210,12 @@ def lot_certificate(document: dict, paper: str = "a4") -> bytes:
         ("Inspected", f"{when(s['first_inspected_at'])} – {when(s['last_inspected_at'])} UTC"),
     ], widths=(70, 110))
     pdf.heading("Units")
-    pdf.table(("#", "serial", "inspected (UTC)", "station", "verdict", "score", "model",
-               "review", "final"),
+    pdf.grid(("#", "serial", "inspected (UTC)", "station", "verdict", "score", "model",
+              "review", "final"),
               [(n, u["serial"] or "–", when(u["inspected_at"]), u["station"] or "–",
                 u["verdict"], f"{u['score']:.3f}", u["model_version"] or "–",
                 u["review"] or "", u["final_label"])
                for n, u in enumerate(p["units"], 1)],
-              widths=(8, 30, 27, 18, 13, 13, 25, 16, 25), size=7)
+             widths=(10, 32, 25, 18, 12, 11, 25, 14, 28))
     verification_section(pdf, document)
     return pdf.finish(document)
