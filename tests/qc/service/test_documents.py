@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from pypdf import PdfReader
 from sqlalchemy import select
 
-from qc.db.models import Inspection
+from qc.db.models import Inspection, ModelActivation
 from qc.reports.commands import keys, report
 from qc.service.database import get_session
 from tests.qc.service.conftest import png, upload
@@ -109,22 +109,23 @@ def test_report_figures_hand_computed(client, seeded):
     assert total["share_with_lot"] == 0.9 and total["share_late"] == 0.1
     assert total["longest_delay_s"] > 3600 * 24 * 30
     assert [s["station"] for s in payload["integrity"]["stations"]] == ["s1"]
-    (before,) = payload["model_changes"]["active_at_start"] or [None]
-    assert payload["model_changes"]["during"] == [] and before is None  # activated later
+    # the tiny model was activated today, after March: nothing before or during the period
+    assert payload["model_changes"] == {"active_at_start": [], "during": []}
 
 
 def test_model_changes_name_who_and_when(app, client, seeded):
-    today = payload_day = None
     with app.app_context():
-        from qc.db.models import ModelActivation
-
-        today = get_session().scalar(select(ModelActivation.at))
-    payload_day = today.date().isoformat()
-    payload = _get(client, seeded, "/api/v1/reports/quality", **{"from": payload_day,
-                                                                 "to": payload_day}).json
-    (change,) = payload["payload"]["model_changes"]["during"]
+        activated = get_session().scalar(select(ModelActivation.at))
+    day = activated.date().isoformat()
+    changes = _get(client, seeded, "/api/v1/reports/quality", **{"from": day, "to": day}
+                   ).json["payload"]["model_changes"]
+    (change,) = changes["during"]
     assert (change["product"], change["action"], change["by"]) == ("widget", "activate", "admin")
-    assert change["model_version"]
+    assert change["model_version"] == "tiny-1" and change["at"] == activated.isoformat()
+    following = (activated.date() + timedelta(days=1)).isoformat()
+    later = _get(client, seeded, "/api/v1/reports/quality", **{"from": following,
+                                                              "to": following}).json
+    assert later["payload"]["model_changes"]["active_at_start"] == [change]
 
 
 def test_report_pdf_renders_on_a4_and_letter_and_verifies(app, client, seeded, tmp_path):
@@ -136,8 +137,8 @@ def test_report_pdf_renders_on_a4_and_letter_and_verifies(app, client, seeded, t
         reader = PdfReader(io.BytesIO(pdf.data))
         box = reader.pages[0].mediabox
         sizes[paper] = (round(float(box.width)), round(float(box.height)))
-        pages = render_pages(tmp_path / f"report-{paper}.pdf", tmp_path / paper) if (
-            tmp_path / f"report-{paper}.pdf").write_bytes(pdf.data) else []
+        (tmp_path / f"report-{paper}.pdf").write_bytes(pdf.data)
+        pages = render_pages(tmp_path / f"report-{paper}.pdf", tmp_path / paper)
         assert len(pages) == len(reader.pages) == 3, paper  # key figures, details, integrity
         assert all(p.stat().st_size > 3000 for p in pages)  # drawn, not blank
         text = reader.pages[0].extract_text()
