@@ -352,3 +352,21 @@ def test_docs_recipes_verify_with_standard_tools(app, client, seeded, tmp_path):
 def seeded_fingerprint(shown: str) -> str:
     """The fingerprint `qc keys show` printed."""
     return shown.split("):", 1)[1].split()[0]
+
+
+def test_an_empty_period_and_a_product_without_model_still_make_documents(client, seeded,
+                                                                          tmp_path, app):
+    created = client.post("/api/v1/products", headers=seeded.auth("admin"),
+                          json={"name": "gear"})
+    assert created.status_code == 201, created.json
+    for product in ("widget", "gear"):
+        args = {"from": "2020-01-01", "to": "2020-01-31", "product": product}
+        payload = _get(client, seeded, "/api/v1/reports/quality", **args).json["payload"]
+        assert payload["stats"]["totals"]["inspected"] == 0 and payload["months"] == []
+        assert payload["integrity"]["total"]["share_with_lot"] is None
+        pdf = _get(client, seeded, "/api/v1/reports/quality", format="pdf", **args).data
+        assert _verify(app, pdf, tmp_path, f"empty-{product}.pdf")[0] == 0
+        assert len(render_pages(tmp_path / f"empty-{product}.pdf", tmp_path / product)) >= 1
+    (perf,) = payload["model_performance"]
+    assert perf == {"product": "gear", "model_version": None,
+                    "reason": "no active model (recall unknown)"}
