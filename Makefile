@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.anomaly
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.stats_latency
+	$(BIN)/python -m bench.report_latency
 	$(BIN)/python -m bench.edge_latency
 
 clean:

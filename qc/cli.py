@@ -22,6 +22,8 @@ COMMANDS = {
     "products": ("qc.service.commands", "products", "service"),
     "models": ("qc.service.commands", "models", "service"),
     "db": ("qc.service.commands", "db", "service"),
+    "keys": ("qc.reports.commands", "keys", "service"),
+    "report": ("qc.reports.commands", "report", "service"),
 }
 
 

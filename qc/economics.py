@@ -7,6 +7,7 @@ The formulas and the defaults are explained in docs/economics.md.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import asdict, dataclass, fields
 
 log = logging.getLogger(__name__)
@@ -92,17 +93,65 @@ def refine_rates(
     """
     if reviews.total == 0:
         return Rates(r, f, r, f, 0, "validation")
+    prec0, miss0 = review_priors(q, r, f)
+    prec, _n = _posterior(prec0, reviews.fail_agree, reviews.fail_agree + reviews.fail_disagree,
+                          weight)
+    miss, _n = _posterior(miss0, reviews.pass_disagree,
+                          reviews.pass_agree + reviews.pass_disagree, weight)
+    new_r, new_f = rates_from(q, prec, miss, r, f)
+    return Rates(new_r, new_f, r, f, reviews.total, "validation+reviews")
+
+
+def review_priors(q: float, r: float, f: float) -> tuple[float, float]:
+    """What validation implies: (precision₀ = P(defect | fail), miss₀ = P(defect | pass))."""
     p0 = true_defect_rate(q, r, f)
     prec0 = clip01(r * p0 / q) if q > 0 else 1.0
     miss0 = clip01((1 - r) * p0 / (1 - q)) if q < 1 else 0.0
-    n_fail = reviews.fail_agree + reviews.fail_disagree
-    n_pass = reviews.pass_agree + reviews.pass_disagree
-    prec = (weight * prec0 + reviews.fail_agree) / (weight + n_fail)
-    miss = (weight * miss0 + reviews.pass_disagree) / (weight + n_pass)
+    return prec0, miss0
+
+
+def _posterior(prior: float, hits: int, n: int, weight: float) -> tuple[float, float]:
+    """Beta update of a share worth `weight` pseudo-reviews: (mean, effective count)."""
+    return (weight * prior + hits) / (weight + n), weight + n
+
+
+def rates_from(q: float, prec: float, miss: float, r: float, f: float) -> tuple[float, float]:
+    """Recall and false-reject rate implied by q, precision and miss fraction (r, f: fallbacks)."""
     p = q * prec + (1 - q) * miss
     new_r = q * prec / p if p > 0 else r
     new_f = q * (1 - prec) / (1 - p) if p < 1 else f
-    return Rates(clip01(new_r), clip01(new_f), r, f, reviews.total, "validation+reviews")
+    return clip01(new_r), clip01(new_f)
+
+
+def wilson(share: float, n: float, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval of a share observed over n (default 95 %)."""
+    if n <= 0:
+        return 0.0, 1.0
+    centre = (share + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n))
+    return clip01(centre - half), clip01(centre + half)
+
+
+@dataclass(frozen=True)
+class RateIntervals:
+    """95 % intervals of recall and false-reject rate after refine_rates."""
+
+    recall: tuple[float, float]
+    false_reject_rate: tuple[float, float]
+
+
+def rate_intervals(
+    q: float, r: float, f: float, reviews: ReviewCounts, weight: float = DEFAULT_PRIOR_WEIGHT
+) -> RateIntervals:
+    """Intervals around refine_rates' r and f: Wilson intervals of precision and miss fraction
+    (validation counted as `weight` reviews per verdict, plus the reviews), carried through."""
+    prec0, miss0 = review_priors(q, r, f)
+    n_fail = reviews.fail_agree + reviews.fail_disagree
+    n_pass = reviews.pass_agree + reviews.pass_disagree
+    prec_lo, prec_hi = wilson(*_posterior(prec0, reviews.fail_agree, n_fail, weight))
+    miss_lo, miss_hi = wilson(*_posterior(miss0, reviews.pass_disagree, n_pass, weight))
+    worst, best = rates_from(q, prec_lo, miss_hi, r, f), rates_from(q, prec_hi, miss_lo, r, f)
+    return RateIntervals((worst[0], best[0]), (best[1], worst[1]))
 
 
 def manual_cost(p: float, c: CostParams) -> float:
@@ -113,8 +162,17 @@ def manual_cost(p: float, c: CostParams) -> float:
 
 def qc_cost(p: float, r: float, f: float, c: CostParams) -> float:
     """C_qc = qc_cost_per_unit + p·((1−r)·escape + r·internal) + (1−p)·f·false_reject_cost."""
-    caught = p * ((1 - r) * c.escape_cost + r * c.internal_failure_cost)
-    return c.qc_cost_per_unit + caught + (1 - p) * f * c.false_reject_cost
+    return sum(qc_cost_parts(p, r, f, c).values())
+
+
+def qc_cost_parts(p: float, r: float, f: float, c: CostParams) -> dict[str, float]:
+    """C_qc per unit split into the cost-of-quality categories (appraisal, failures)."""
+    return {
+        "appraisal": c.qc_cost_per_unit,
+        "internal_failure": p * r * c.internal_failure_cost,
+        "external_failure": p * (1 - r) * c.escape_cost,
+        "false_rejects": (1 - p) * f * c.false_reject_cost,
+    }
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from qc.db import Database
 from qc.db.models import Inspection, utcnow
 from qc.heatmap import encode_jpeg, overlay
 from qc.imaging import ImageError, read_image
-from qc.service import catalog, openapi, stats
+from qc.service import catalog, documents, openapi, stats
 from qc.service.auth import STATION, Principal, current_principal, roles_required
 from qc.service.database import get_database, get_session
 from qc.service.dataset import send_zip
@@ -343,4 +343,5 @@ def dataset() -> Any:
     return send_zip(request_filters())
 
 
+documents.register(bp)  # before catalog: the role test rotates user keys last
 catalog.register(bp)

@@ -268,6 +268,49 @@ DETAILS: dict[str, dict] = {
         )
     },
     "api.list_models": {"parameters": [_q("product", "product name")]},
+    # Signed documents (qc/service/documents.py, docs/reports.md).
+    "api.quality_report": {
+        "parameters": [
+            {**_q("from", "first day, YYYY-MM-DD (plant time zone)"), "required": True},
+            {**_q("to", "last day, YYYY-MM-DD, inclusive; at most 366 days"), "required": True},
+            _q("product", "product name (default: all)"),
+            _q("format", "json (default): the signed document; pdf: the signed PDF",
+               {"enum": ["json", "pdf"]}),
+            _q("paper", "PDF paper size", {"enum": ["a4", "letter"]}),
+        ],
+        "responses": {
+            "200": {
+                "description": "{payload, signature}; payload.stats = GET /stats?payload"
+                ".stats_query. The PDF attaches that document and is signed itself.",
+                "content": {
+                    "application/json": {"schema": {"type": "object", "required": [
+                        "payload", "signature"]}},
+                    "application/pdf": {"schema": {"type": "string", "format": "binary"}},
+                },
+            },
+            "400": _ok("bad dates, from after to, more than 366 days, bad format", ERROR),
+            "404": _ok("no such product", ERROR),
+        },
+    },
+    "api.lot_certificate": {
+        "parameters": [
+            _q("product", "only this product's units of the lot"),
+            _q("format", "pdf (default) or json", {"enum": ["pdf", "json"]}),
+            _q("paper", "PDF paper size", {"enum": ["a4", "letter"]}),
+        ],
+        "responses": {
+            "200": {
+                "description": "the signed certificate: every unit of the lot and a summary",
+                "content": {
+                    "application/pdf": {"schema": {"type": "string", "format": "binary"}},
+                    "application/json": {"schema": {"type": "object", "required": [
+                        "payload", "signature"]}},
+                },
+            },
+            "400": _ok("lot name too long, lot too large, bad format", ERROR),
+            "404": _ok("no inspections in the lot", ERROR),
+        },
+    },
 }
 
 

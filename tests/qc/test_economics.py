@@ -87,3 +87,40 @@ def test_cost_params_from_object():
 
     params = eco.CostParams.from_object(Row())
     assert params.escape_cost == 9.0 and isinstance(params.escape_cost, float)
+
+
+def test_cost_of_quality_parts_add_up_to_the_qc_cost():
+    # hand-computed with the service test's numbers: p = 0.107527, r = 0.95, f = 0.02, defaults
+    parts = eco.qc_cost_parts(0.107527, 0.95, 0.02, eco.CostParams())
+    assert parts["appraisal"] == 0.005
+    assert parts["internal_failure"] == pytest.approx(0.107527 * 0.95 * 2.0)  # 0.204301
+    assert parts["external_failure"] == pytest.approx(0.107527 * 0.05 * 25.0)  # 0.134409
+    assert parts["false_rejects"] == pytest.approx(0.892473 * 0.02 * 0.5)  # 0.008925
+    assert sum(parts.values()) == pytest.approx(0.352634, abs=1e-6)
+    assert eco.qc_cost(0.107527, 0.95, 0.02, eco.CostParams()) == pytest.approx(0.352634,
+                                                                               abs=1e-6)
+
+
+def test_wilson_interval_hand_computed():
+    # 8 of 10: centre (0.8 + 1.92/10)/(1 + 3.84/10) = 0.71675, half 0.22838 (z = 1.96)
+    lo, hi = eco.wilson(0.8, 10)
+    assert lo == pytest.approx(0.4902, abs=1e-4) and hi == pytest.approx(0.9433, abs=1e-4)
+    assert eco.wilson(0.5, 0) == (0.0, 1.0)
+
+
+def test_rate_intervals_hold_the_estimate_and_narrow_with_reviews():
+    q, r, f = 0.12, 0.95, 0.02
+    p = eco.true_defect_rate(q, r, f)
+    precision = r * p / q
+    few = eco.ReviewCounts(fail_agree=17, fail_disagree=3, pass_agree=20)
+    many = eco.ReviewCounts(fail_agree=850, fail_disagree=150, pass_agree=1000)
+    widths = []
+    for counts in (eco.ReviewCounts(), few, many):
+        rates = eco.refine_rates(q, r, f, counts)
+        ranges = eco.rate_intervals(q, r, f, counts)
+        assert ranges.recall[0] <= rates.recall <= ranges.recall[1]
+        assert ranges.false_reject_rate[0] <= rates.false_reject_rate \
+            <= ranges.false_reject_rate[1]
+        widths.append(ranges.recall[1] - ranges.recall[0])
+    assert widths[0] > widths[1] > widths[2] > 0
+    assert precision == pytest.approx(0.851254, abs=1e-6)

@@ -10,8 +10,8 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Register the station, dashboard and review blueprints."""
-    from qc.service.pages import dashboard, review, station
+    """Register the station, dashboard, review and reports blueprints."""
+    from qc.service.pages import dashboard, reports, review, station
 
-    for module in (station, dashboard, review):
+    for module in (station, dashboard, review, reports):
         module.init_app(app)

@@ -29,6 +29,8 @@ EXPECTED = {
     "api.review": {"engineer"},
     "api.get_stats": {"manager", "engineer"},
     "api.dataset": {"engineer"},
+    "api.quality_report": {"manager", "engineer"},
+    "api.lot_certificate": {"manager", "engineer"},
     "api.list_products": {STATION, "operator", "manager", "engineer"},
     "api.create_product": set(),
     "api.update_product": set(),
@@ -48,7 +50,7 @@ EXPECTED = {
 PUBLIC = {"api.health", "api.openapi_spec"}
 PRINCIPALS = (STATION, "operator", "manager", "engineer", "admin")
 SAMPLE = {"inspection_id": str(uuid.uuid4()), "kind": "image", "name": "widget", "model_id": "1",
-          "username": "operator"}
+          "username": "operator", "lot": "L1"}
 
 
 def _api_routes(app):

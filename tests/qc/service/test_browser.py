@@ -237,6 +237,34 @@ def test_engineer_reviews_a_flagged_result(plant, page):
     page.screenshot(path=str(chrome.artifacts_dir() / "review.png"), full_page=True)
 
 
+def test_manager_issues_a_signed_report_from_the_reports_page(plant, page):
+    from playwright.sync_api import expect
+
+    _app, base = plant
+    chrome.log_in(page, base, "manager", "manager-demo", "/reports")
+    expect(page.locator("#key-fingerprint")).to_have_text(re.compile(r"^[0-9a-f]{64}$"))
+    page.screenshot(path=str(chrome.artifacts_dir() / "reports.png"), full_page=True)
+    lot = page.get_by_role("region", name="Certificate of conformance for a lot")
+    lot.get_by_label("Lot").fill("nope/ä")
+    page.get_by_role("button", name="Issue certificate").click()
+    expect(page.get_by_role("alert")).to_contain_text("no inspections in lot 'nope/ä'")
+    # A JSON document has no <link rel=icon>: Chromium asks for /favicon.ico, which qc lacks.
+    page.route("**/favicon.ico", lambda route: route.fulfill(status=204))
+    period = page.get_by_role("region", name="Quality report for a period")
+    period.get_by_label("Format").select_option("json")
+    page.get_by_role("button", name="Issue report").click()
+    page.wait_for_url(re.compile(r"/api/v1/reports/quality\?"))
+    document = page.evaluate("JSON.parse(document.body.innerText)")
+    stats = page.evaluate("async a => (await fetch('/api/v1/stats?' + new URLSearchParams(a)))"
+                          ".json()", document["payload"]["stats_query"])
+    assert document["payload"]["stats"]["totals"] == stats["totals"]
+    assert stats["totals"]["inspected"] > 0
+    pdf = page.evaluate("""async url => { const r = await fetch(url);
+      return [r.status, r.headers.get('content-type'), (await r.arrayBuffer()).byteLength]; }""",
+                        page.url.replace("format=json", "format=pdf"))
+    assert pdf[0] == 200 and pdf[1] == "application/pdf" and pdf[2] > 10_000
+
+
 def test_missing_chromium_is_a_skip_here_and_a_failure_under_ci(monkeypatch, tmp_path):
     monkeypatch.setattr(chrome, "CHROMIUM", str(tmp_path / "no-chromium"))
     monkeypatch.setenv("CI", "false")

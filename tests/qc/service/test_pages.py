@@ -14,8 +14,8 @@ import pytest
 
 from tests.qc.service.conftest import png, upload
 
-PAGES = ("/station", "/dashboard", "/review")
-ALLOWED = {"operator": {"/station"}, "manager": {"/dashboard"},
+PAGES = ("/station", "/dashboard", "/review", "/reports")
+ALLOWED = {"operator": {"/station"}, "manager": {"/dashboard", "/reports"},
            "engineer": set(PAGES), "admin": set(PAGES)}
 
 
