@@ -127,15 +127,32 @@ def stations() -> None:
 @stations.command("create")
 @click.option("--name", required=True)
 @click.option("--line", default=None, help="Production line.")
-def stations_create(name: str, line: str | None) -> None:
+@click.option("--product", "products", multiple=True,
+              help="A product it inspects (repeat); its key downloads only their models.")
+def stations_create(name: str, line: str | None, products: tuple[str, ...]) -> None:
     """Add a station and print its API key (shown once)."""
     from qc.service import registry
 
     with app_session() as (_app, db):
-        _station, key = registry.create_station(db, name, line)
+        _station, key = registry.create_station(db, name, line, products)
         db.commit()
     click.echo(f"station {name!r} created; its API key (shown once):", err=True)
     click.echo(key)
+
+
+@stations.command("set")
+@click.option("--name", required=True)
+@click.option("--product", "products", multiple=True, required=True,
+              help="A product it inspects (repeat; replaces the list).")
+def stations_set(name: str, products: tuple[str, ...]) -> None:
+    """Link a station to the products it inspects."""
+    from qc.db.models import Station
+    from qc.service import registry
+
+    with app_session() as (_app, db):
+        registry.set_station_products(db, registry.find(db, Station, name, "station"), products)
+        db.commit()
+    click.echo(f"station {name!r} inspects {', '.join(products)}", err=True)
 
 
 @stations.command("key")

@@ -83,9 +83,17 @@ def update_user(
         if len(password) < 8:
             raise ServiceError("password must have at least 8 characters", 400)
         user.password_hash = hash_password(password)
+        end_sessions(user)
     if active is not None:
         user.active = bool(active)
+        if not user.active:
+            end_sessions(user)
     return user
+
+
+def end_sessions(user: User) -> None:
+    """End every browser session of the user (their cookies stop working)."""
+    user.session_epoch = (user.session_epoch or 0) + 1
 
 
 def issue_key(holder: User | Station) -> str:
@@ -95,15 +103,24 @@ def issue_key(holder: User | Station) -> str:
     return key
 
 
-def create_station(db: Session, name: str, line: str | None = None) -> tuple[Station, str]:
-    """Add a station; returns (station, its API key — shown once)."""
+def create_station(
+    db: Session, name: str, line: str | None = None, products: list[str] | tuple[str, ...] = ()
+) -> tuple[Station, str]:
+    """Add a station inspecting these products; returns (station, its API key — shown once)."""
     name = _name(name, "station name")
     _unique(db, Station, "name", name, "station")
     station = Station(name=name, line=(line or None), active=True)
+    station.products = [find(db, Product, p, "product") for p in dict.fromkeys(products)]
     key = issue_key(station)
     db.add(station)
     db.flush()
     return station, key
+
+
+def set_station_products(db: Session, station: Station, products: list[str]) -> None:
+    """The products a station inspects (replaces the list; its key downloads only their models)."""
+    station.products = [find(db, Product, p, "product") for p in dict.fromkeys(products)]
+    db.flush()
 
 
 def check_costs(costs: dict) -> dict[str, float]:
@@ -245,7 +262,8 @@ def model_dict(v: ModelVersion, active_id: int | None = None) -> dict:
 def station_dict(s: Station) -> dict:
     """JSON view of a station (never its key)."""
     seen = s.last_seen_at.isoformat() if s.last_seen_at else None
-    return {"name": s.name, "line": s.line, "active": s.active, "last_seen_at": seen}
+    return {"name": s.name, "line": s.line, "active": s.active, "last_seen_at": seen,
+            "products": [p.name for p in s.products]}
 
 
 def user_dict(u: User) -> dict:
