@@ -263,7 +263,7 @@ def station_dict(s: Station) -> dict:
     """JSON view of a station (never its key)."""
     seen = s.last_seen_at.isoformat() if s.last_seen_at else None
     return {"name": s.name, "line": s.line, "active": s.active, "last_seen_at": seen,
-            "products": [p.name for p in s.products]}
+            "products": sorted(p.name for p in s.products)}
 
 
 def user_dict(u: User) -> dict:
