@@ -15,10 +15,10 @@ from sqlalchemy.orm import Session
 
 from qc.db.models import ROLES, ModelActivation, ModelVersion, Product, Station, User, utcnow
 from qc.economics import CostParams
-from qc.inference import Inspector
-from qc.modelpack import ModelPackError, file_sha256, read_info
+from qc.modelpack import ModelPackError, file_sha256
 from qc.service.auth import hash_key, hash_password, new_api_key
 from qc.service.errors import ServiceError
+from qc.service.model_check import check_model
 from qc.service.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -162,13 +162,14 @@ def upload_model(
 ) -> ModelVersion:
     """Store a qc ONNX package for a product (idempotent by checksum); optionally activate it."""
     try:
-        info = read_info(path)
-        Inspector(path, warmup=True)  # refuse a graph onnxruntime cannot run, now, not later
+        info = check_model(path)  # metadata types and a warm-up run, now, not at inspection
     except ModelPackError as exc:
         raise ServiceError(f"not a usable qc model: {exc}", 400) from exc
     if info.product != product.name:
         raise ServiceError(
-            f"the model was trained for product {info.product!r}, not {product.name!r}", 400
+            f"the model was trained for product {info.product!r}, not {product.name!r}; "
+            f"train one for it with `qc train DATA --product {product.name} ...`, or upload "
+            f"this one with --product {info.product}", 400
         )
     sha = file_sha256(path)
     version = db.scalar(
