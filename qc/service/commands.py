@@ -20,16 +20,15 @@ log = logging.getLogger(__name__)
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--threads", default=8, show_default=True, type=int, help="Requests at once.")
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int) -> None:
-    """Run the service (development server; production: see docs/service.md, gunicorn)."""
+def serve(ctx: click.Context, host: str, port: int, threads: int) -> None:
+    """Run the service with a production WSGI server (gunicorn; waitress on Windows)."""
+    from qc.service.server import serve as run_server
+
     app = app_from_context(ctx)
-    click.echo(
-        f"qc service on http://{host}:{port}/ (production: gunicorn -w 4 "
-        "'qc.service:create_app()')",
-        err=True,
-    )
-    app.run(host=host, port=port, threaded=True, use_reloader=False)
+    click.echo(f"qc service on http://{host}:{port}/", err=True)
+    run_server(app, host, port, threads)
 
 
 @click.command()
@@ -58,7 +57,9 @@ def demo(host: str, port: int, instance: Path | None, model: Path | None, reset:
     url = f"http://{host}:{port}/"
     click.echo(plant.banner(url, done, instance, time.perf_counter() - start))
     if not no_serve:
-        app.run(host=host, port=port, threaded=True, use_reloader=False)
+        from qc.service.server import serve as run_server
+
+        run_server(app, host, port)
 
 
 @click.group()
