@@ -138,7 +138,7 @@ def list_models() -> Any:
     return {"items": items, "activations": events}
 
 
-@declare(form=schemas.ModelForm, responses={201: schemas.ModelOut})
+@declare(form=schemas.ModelForm, errors=(404,), responses={201: schemas.ModelOut})
 @roles_required("engineer")
 def upload_model() -> Any:
     """Upload a qc ONNX package (multipart 'model' + 'product', optional activate=true)."""

@@ -137,7 +137,7 @@ def _operation(app: Flask, endpoint: str, method: str, has_path_params: bool,
         errors |= {400, 413}
     if spec.get("query") is not None:
         op["parameters"] = _query_parameters(components, spec["query"])
-        errors.add(400)
+        errors |= {400, 404}  # a product or station named in the query may not exist
     if has_path_params:
         errors |= {400, 404}
     for status in sorted(errors):

@@ -5,11 +5,14 @@ failed log-ins are counted per user name and per address; past the limit the for
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
 from flask import Flask, Response, current_app, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_talisman import Talisman
+
+from qc.service.errors import ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +31,32 @@ CSP = {
     "form-action": "'self'",
     "frame-ancestors": "'none'",
 }
+
+
+def _strings(value: object) -> Iterator[str]:
+    """Every string (keys included) inside parsed JSON, without recursion."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def refuse_nul_characters() -> None:
+    """400 for a NUL character in the path, query, form or JSON: no database stores it in text
+    (PostgreSQL refuses it) and no name or label needs it."""
+    texts = [request.path, *request.args.keys(), *request.args.values()]
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        texts += [*request.form.keys(), *request.form.values()]
+        if request.is_json:
+            texts += _strings(request.get_json(silent=True))
+    if any("\x00" in text for text in texts):
+        raise ServiceError("text must not contain NUL (\\u0000) characters", 400)
 
 
 def failed_login(response: Response) -> bool:
@@ -65,6 +94,7 @@ def init_app(app: Flask) -> None:
         content_security_policy=CSP,
         referrer_policy="same-origin",
     )
+    app.before_request(refuse_nul_characters)
     app.extensions[EXTENSION] = Limiter(
         get_remote_address, app=app, default_limits=[], headers_enabled=False
     )

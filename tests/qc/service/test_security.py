@@ -306,3 +306,17 @@ def test_rejected_ids_are_strings(client, plant):
 def test_parse_time_refuses_overflowing_offsets():
     with pytest.raises(ingest.ResultError, match="between 1970 and 9000"):
         ingest.parse_time("0001-01-01T00:00:00+14:00")
+
+
+def test_nul_characters_are_refused_everywhere(client, plant):
+    """PostgreSQL cannot store NUL in text: found by the fuzz run as 500s there."""
+    manager, station = plant.auth("manager"), plant.auth("station")
+    assert client.get("/api/v1/inspections?lot=a%00b", headers=manager).status_code == 400
+    form = client.post("/api/v1/inspections", headers=station,
+                       data={"image": upload(png(200)), "product": "widget", "serial": "x\x00"})
+    assert form.status_code == 400 and "NUL" in form.json["error"]["message"]
+    body = client.post("/api/v1/results", headers=station,
+                       json=[{**_results(1)[0], "lot": "L\x001"}])
+    assert body.status_code == 400
+    login = client.post("/login", data={"username": "a\x00", "password": "x"})
+    assert login.status_code == 400
