@@ -267,7 +267,7 @@ ROUTES = (
     ("/products/<name>/rollback", rollback, "POST"),
     ("/models", list_models, "GET"),
     ("/models", upload_model, "POST"),
-    ("/models/<int:model_id>/activate", activate, "POST"),
+    ("/models/<int(max=2147483647):model_id>/activate", activate, "POST"),  # an INTEGER column
     ("/stations", list_stations, "GET"),
     ("/stations", create_station, "POST"),
     ("/stations/<name>", update_station, "PATCH"),

@@ -82,8 +82,11 @@ def _outputs_keep_the_contract(inspector: Inspector) -> None:
 
 def check_model(path: Path) -> ModelInfo:
     """The package's ModelInfo if it is usable by the service; ModelPackError says why not."""
+    metadata = _metadata(path)
+    if not metadata:
+        raise ModelPackError(f"not a qc model package: no {PREFIX}* metadata (export with qc)")
     try:
-        check(ModelMetadata, _metadata(path))
+        check(ModelMetadata, metadata)
     except BodyError as exc:
         raise ModelPackError(f"metadata: {exc}") from None
     try:

@@ -148,7 +148,8 @@ def _operation(app: Flask, endpoint: str, method: str, has_path_params: bool,
 
 
 def _path_parameter(converter: str | None, name: str) -> dict:
-    schema = {"type": "integer", "minimum": 0} if converter == "int" else {"type": "string"}
+    schema = {"type": "integer", "minimum": 0, "maximum": 2**31 - 1} if converter == "int" else {
+        "type": "string"}
     if converter == "any":
         schema = {"type": "string", "enum": ["image", "heatmap"]}
     return {"name": name, "in": "path", "required": True, "schema": schema}

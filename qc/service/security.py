@@ -55,7 +55,7 @@ def refuse_nul_characters() -> None:
         texts += [*request.form.keys(), *request.form.values()]
         if request.is_json:
             texts += _strings(request.get_json(silent=True))
-    if any("\x00" in text for text in texts):
+    if any(isinstance(text, str) and "\x00" in text for text in texts):
         raise ServiceError("text must not contain NUL (\\u0000) characters", 400)
 
 

@@ -285,6 +285,11 @@ def test_station_keys_download_only_their_products_models(client, plant, app, tm
     assert client.get("/api/v1/products/gear/model", headers=station).status_code == 200
     assert client.patch("/api/v1/stations/s1", headers=plant.auth("engineer"),
                         json={"products": []}).status_code == 403
+    admin = plant.auth("admin")
+    for body, status in (({"products": ["ghost"]}, 404), ({"products": "gear"}, 400),
+                         ({"products": [7]}, 400), ({"api_key": "x"}, 400)):
+        assert client.patch("/api/v1/stations/s1", headers=admin, json=body).status_code == status
+    assert client.get("/api/v1/products/gear/model", headers=station).status_code == 200
 
 
 @pytest.mark.parametrize("change", [{"lot": {"a": 1}}, {"score": True}, {"score": "0.5"},
