@@ -22,7 +22,7 @@ from sqlalchemy import update
 
 from qc.db import Database
 from qc.db.models import Inspection, utcnow
-from qc.service import catalog, openapi, photos, schemas, stats
+from qc.service import catalog, openapi, photos, replies, schemas, stats
 from qc.service.auth import STATION, Principal, current_principal, roles_required
 from qc.service.database import get_database, get_session
 from qc.service.dataset import send_zip
@@ -59,7 +59,7 @@ PRIVATE = "private, no-store"  # photos of products are plant data: never in sha
 
 
 @bp.get("/health")
-@declare(responses={200: schemas.Health})
+@declare(responses={200: replies.Health})
 def health() -> Any:
     """Liveness: the service answers (no authentication)."""
     return {"status": "ok"}
@@ -73,7 +73,7 @@ def openapi_spec() -> Any:
 
 
 @bp.get("/me")
-@declare(responses={200: schemas.Me})
+@declare(responses={200: replies.Me})
 @roles_required(STATION, "operator", "manager", "engineer")
 def me() -> Any:
     """Who the caller is: username and role."""
@@ -95,7 +95,7 @@ def _form_fields(principal: Principal) -> dict:
 
 def _reply(insp: Inspection) -> dict:
     body = to_dict(insp, file_url)
-    return {k: body[k] for k in schemas.InspectionReply.model_fields}
+    return {k: body[k] for k in replies.InspectionReply.model_fields}
 
 
 def _known(db: Any, inspection_id: str, product_id: int, principal: Principal) -> Any:
@@ -129,7 +129,7 @@ def _write_after_commit(db: Any, storage: Storage, inspection_id: str,
 
 @bp.post("/inspections")
 @declare(form=schemas.InspectionForm, errors=(409,), responses={
-    201: schemas.InspectionReply, 200: schemas.InspectionReply})
+    201: replies.InspectionReply, 200: replies.InspectionReply})
 @roles_required(STATION, "operator", "engineer")
 def create_inspection() -> Any:
     """Inspect an uploaded photo with the product's active model and record the result."""
@@ -191,7 +191,7 @@ def _result_list() -> list:
 
 
 @bp.post("/results")
-@declare(body=schemas.ResultsIn, responses={200: schemas.ResultsReply})
+@declare(body=schemas.ResultsIn, responses={200: replies.ResultsReply})
 @roles_required(STATION, "engineer")
 def post_results() -> Any:
     """Record results inspected at the edge; idempotent by id."""
@@ -225,7 +225,7 @@ def post_results() -> Any:
 
 
 @bp.put("/inspections/<inspection_id>/image")
-@declare(form=schemas.ImageForm, errors=(409,), responses={200: schemas.InspectionReply})
+@declare(form=schemas.ImageForm, errors=(409,), responses={200: replies.InspectionReply})
 @roles_required(STATION, "engineer")
 def put_image(inspection_id: str) -> Any:
     """Attach the photo (and optional heatmap) of a result recorded at the edge, once."""
@@ -270,7 +270,7 @@ def _paging() -> tuple[int, int]:
 
 
 @bp.get("/inspections")
-@declare(query=schemas.ListQuery, responses={200: schemas.InspectionList})
+@declare(query=schemas.ListQuery, responses={200: replies.InspectionList})
 @roles_required(*VIEWERS)
 def list_inspections() -> Any:
     """Inspections, newest first, filtered; operators see their own, stations theirs."""
@@ -308,7 +308,7 @@ def export_csv() -> Any:
 
 
 @bp.get("/inspections/<inspection_id>")
-@declare(responses={200: schemas.InspectionOut})
+@declare(responses={200: replies.InspectionOut})
 @roles_required(*VIEWERS)
 def get_inspection(inspection_id: str) -> Any:
     """One inspection."""
@@ -333,7 +333,7 @@ def inspection_file(inspection_id: str, kind: str) -> Any:
 
 
 @bp.post("/inspections/<inspection_id>/review")
-@declare(body=schemas.ReviewIn, responses={200: schemas.InspectionOut})
+@declare(body=schemas.ReviewIn, responses={200: replies.InspectionOut})
 @roles_required("engineer")
 def review(inspection_id: str) -> Any:
     """Agree or disagree with a verdict, with a corrected label and a note."""
@@ -346,7 +346,7 @@ def review(inspection_id: str) -> Any:
 
 
 @bp.get("/stats")
-@declare(query=schemas.StatsQuery, responses={200: schemas.Stats})
+@declare(query=schemas.StatsQuery, responses={200: replies.Stats})
 @roles_required("manager", "engineer")
 def get_stats() -> Any:
     """Totals, p-chart, Pareto and savings for a product/station and period."""

@@ -14,7 +14,7 @@ from flask import Blueprint, jsonify, request, send_file
 from sqlalchemy import select
 
 from qc.db.models import ModelActivation, ModelVersion, Product, Station, User
-from qc.service import registry, schemas
+from qc.service import registry, replies, schemas
 from qc.service.auth import STATION, current_principal, roles_required
 from qc.service.database import get_session
 from qc.service.dataset import safe_name
@@ -38,7 +38,7 @@ def _product(name: str) -> Product:
     return registry.find(get_session(), Product, name, "product")
 
 
-@declare(responses={200: schemas.ProductList})
+@declare(responses={200: replies.ProductList})
 @roles_required(STATION, "operator", "manager", "engineer")
 def list_products() -> Any:
     """Products with their cost parameters and active model."""
@@ -46,7 +46,7 @@ def list_products() -> Any:
     return {"items": [registry.product_dict(p) for p in rows]}
 
 
-@declare(body=schemas.ProductIn, errors=(409,), responses={201: schemas.ProductOut})
+@declare(body=schemas.ProductIn, errors=(409,), responses={201: replies.ProductOut})
 @roles_required("admin")
 def create_product() -> Any:
     """Add a product: {"name", "sku"?, cost parameters?}."""
@@ -56,7 +56,7 @@ def create_product() -> Any:
     return jsonify(registry.product_dict(product)), 201
 
 
-@declare(body=schemas.ProductPatch, responses={200: schemas.ProductOut})
+@declare(body=schemas.ProductPatch, responses={200: replies.ProductOut})
 @roles_required("admin")
 def update_product(name: str) -> Any:
     """Change a product's SKU or cost parameters."""
@@ -99,7 +99,7 @@ def download_model(name: str) -> Any:
     return response
 
 
-@declare(errors=(409,), responses={200: schemas.ModelOut})
+@declare(errors=(409,), responses={200: replies.ModelOut})
 @roles_required("engineer")
 def rollback(name: str) -> Any:
     """Re-activate the model that was active before the current one."""
@@ -110,7 +110,7 @@ def rollback(name: str) -> Any:
     return registry.model_dict(version, product.active_model_id)
 
 
-@declare(query=schemas.ProductQuery, responses={200: schemas.ModelList})
+@declare(query=schemas.ProductQuery, responses={200: replies.ModelList})
 @roles_required("manager", "engineer")
 def list_models() -> Any:
     """Model versions (of ?product=NAME) with activation history."""
@@ -138,7 +138,7 @@ def list_models() -> Any:
     return {"items": items, "activations": events}
 
 
-@declare(form=schemas.ModelForm, errors=(404,), responses={201: schemas.ModelOut})
+@declare(form=schemas.ModelForm, errors=(404,), responses={201: replies.ModelOut})
 @roles_required("engineer")
 def upload_model() -> Any:
     """Upload a qc ONNX package (multipart 'model' + 'product', optional activate=true)."""
@@ -162,7 +162,7 @@ def upload_model() -> Any:
     return jsonify(registry.model_dict(version, product.active_model_id)), 201
 
 
-@declare(responses={200: schemas.ModelOut})
+@declare(responses={200: replies.ModelOut})
 @roles_required("engineer")
 def activate(model_id: int) -> Any:
     """Make a model version its product's active model."""
@@ -175,7 +175,7 @@ def activate(model_id: int) -> Any:
     return registry.model_dict(version, version.id)
 
 
-@declare(responses={200: schemas.StationList})
+@declare(responses={200: replies.StationList})
 @roles_required("manager", "engineer")
 def list_stations() -> Any:
     """Stations and when each was last heard from."""
@@ -183,7 +183,7 @@ def list_stations() -> Any:
     return {"items": [registry.station_dict(s) for s in rows]}
 
 
-@declare(body=schemas.StationIn, errors=(404, 409), responses={201: schemas.StationWithKey})
+@declare(body=schemas.StationIn, errors=(404, 409), responses={201: replies.StationWithKey})
 @roles_required("admin")
 def create_station() -> Any:
     """Add a station inspecting some products; the reply holds its API key, shown this once."""
@@ -193,7 +193,7 @@ def create_station() -> Any:
     return jsonify({**registry.station_dict(station), "api_key": key}), 201
 
 
-@declare(body=schemas.StationPatch, responses={200: schemas.StationOut})
+@declare(body=schemas.StationPatch, responses={200: replies.StationOut})
 @roles_required("admin")
 def update_station(name: str) -> Any:
     """Change a station's line or the products it inspects."""
@@ -207,14 +207,14 @@ def update_station(name: str) -> Any:
     return registry.station_dict(station)
 
 
-@declare(responses={200: schemas.StationWithKey})
+@declare(responses={200: replies.StationWithKey})
 @roles_required("admin")
 def rotate_station_key(name: str) -> Any:
     """Give a station a new API key (the old one stops working)."""
     return _new_key(Station, name, "station", registry.station_dict)
 
 
-@declare(responses={200: schemas.UserList})
+@declare(responses={200: replies.UserList})
 @roles_required("admin")
 def list_users() -> Any:
     """Users and roles."""
@@ -222,7 +222,7 @@ def list_users() -> Any:
     return {"items": [registry.user_dict(u) for u in rows]}
 
 
-@declare(body=schemas.UserIn, errors=(409,), responses={201: schemas.UserCreated})
+@declare(body=schemas.UserIn, errors=(409,), responses={201: replies.UserCreated})
 @roles_required("admin")
 def create_user() -> Any:
     """Add a user: {"username", "role", "password"?}; a generated password is returned once."""
@@ -232,7 +232,7 @@ def create_user() -> Any:
     return jsonify({**registry.user_dict(user), "password": generated}), 201
 
 
-@declare(body=schemas.UserPatch, responses={200: schemas.UserOut})
+@declare(body=schemas.UserPatch, responses={200: replies.UserOut})
 @roles_required("admin")
 def update_user(username: str) -> Any:
     """Change a user's role, password or active flag (a new password ends their sessions)."""
@@ -243,7 +243,7 @@ def update_user(username: str) -> Any:
     return registry.user_dict(user)
 
 
-@declare(responses={200: schemas.UserWithKey})
+@declare(responses={200: replies.UserWithKey})
 @roles_required("admin")
 def issue_user_key(username: str) -> Any:
     """Give a user an API key for scripts (shown once; replaces the previous one)."""

@@ -1,9 +1,10 @@
 """The OpenAPI 3.1 description of /api/v1, built from the app's routes (so no route is missing)
-and from the pydantic models of qc/service/schemas.py (so no shape is written twice).
+and from the pydantic models of qc/service/schemas.py (requests) and replies.py (so no shape
+is written twice).
 
 How an endpoint declares itself: decorate the view with
 
-    @declare(body=schemas.UserIn, responses={201: schemas.UserCreated})
+    @declare(body=schemas.UserIn, responses={201: replies.UserCreated})
     @roles_required("admin")
     def create_user(): ...
 
@@ -11,7 +12,7 @@ How an endpoint declares itself: decorate the view with
 `query` a model of the query parameters, `responses` maps status -> reply model (None: no
 schema; a (media type, schema dict) pair for files). Path parameters come from the route,
 401/403 from `roles_required`, 400/404/413 are added where a body, a query or a path parameter
-can be wrong; every error has the ErrorReply shape.
+can be wrong; every error has the replies.ErrorReply shape.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from flask import Flask
 from pydantic import BaseModel
 
 import qc
-from qc.service import schemas
+from qc.service import replies
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +142,7 @@ def _operation(app: Flask, endpoint: str, method: str, has_path_params: bool,
     if has_path_params:
         errors |= {400, 404}
     for status in sorted(errors):
-        error = _media(components, schemas.ErrorReply, ERROR_TEXT[status])
+        error = _media(components, replies.ErrorReply, ERROR_TEXT[status])
         responses.setdefault(str(status), error)
     op["responses"] = responses
     return op
