@@ -24,11 +24,14 @@ log = logging.getLogger(__name__)
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, threads: int) -> None:
     """Run the service with a production WSGI server (gunicorn; waitress on Windows)."""
+    from qc.service import create_app
     from qc.service.server import serve as run_server
 
-    app = app_from_context(ctx)
+    given = (ctx.find_object(dict) or {}).get("app")  # tests pass their app
+    if given is None:
+        app_from_context(ctx).extensions["qc.db"].dispose()  # settings and migrations first
     click.echo(f"qc service on http://{host}:{port}/", err=True)
-    run_server(app, host, port, threads)
+    run_server(lambda: given or create_app(), host, port, threads)
 
 
 @click.command()
@@ -59,7 +62,9 @@ def demo(host: str, port: int, instance: Path | None, model: Path | None, reset:
     if not no_serve:
         from qc.service.server import serve as run_server
 
-        run_server(app, host, port)
+        app.extensions["qc.db"].dispose()
+        del app  # each worker builds its own (after the fork)
+        run_server(lambda: plant.demo_app(instance), host, port)
 
 
 @click.group()

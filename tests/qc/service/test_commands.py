@@ -120,7 +120,7 @@ def test_serve_falls_back_to_waitress_without_gunicorn(app, monkeypatch):
     calls = {}
     monkeypatch.setitem(sys.modules, "gunicorn.app.base", None)  # as on Windows
     monkeypatch.setattr(waitress, "serve", lambda wsgi, **kw: calls.update(kw, app=wsgi))
-    server.serve(app, "127.0.0.1", 8124, threads=4)
+    server.serve(lambda: app, "127.0.0.1", 8124, threads=4)
     assert calls == {"host": "127.0.0.1", "port": 8124, "threads": 4, "app": app}
 
 
