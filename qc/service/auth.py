@@ -100,6 +100,11 @@ def bearer_token() -> str | None:
     return token.strip() or None
 
 
+def end_sessions(user: User) -> None:
+    """End every browser session of the user: cookies signed with the old epoch stop working."""
+    user.session_epoch = (user.session_epoch or 0) + 1
+
+
 def user_principal(user: User, via_key: bool = False) -> Principal:
     """Principal of a user row."""
     return Principal(user.username, user.role, user_id=user.id, via_key=via_key,
@@ -211,7 +216,7 @@ def logout() -> Any:
         db = get_session()
         user = db.get(User, current_user.user_id)
         if user is not None:
-            user.session_epoch = (user.session_epoch or 0) + 1
+            end_sessions(user)
             db.commit()
     logout_user()
     session.clear()
@@ -235,7 +240,7 @@ def _safe_next(target: str | None) -> str:
     return url_for("auth.home")
 
 
-def _csrf_unless_bearer() -> None:
+def _csrf_unless_key() -> None:
     """Forms and session-authenticated API calls need a CSRF token; bearer-key calls do not."""
     if request.method in SAFE_METHODS or not current_app.config.get("WTF_CSRF_ENABLED", True):
         return
@@ -251,6 +256,6 @@ def init_app(app: Flask) -> None:
     login_manager.init_app(app)
     login_manager.session_protection = "basic"
     csrf.init_app(app)
-    app.before_request(_csrf_unless_bearer)
+    app.before_request(_csrf_unless_key)
     app.register_blueprint(bp)
     security.throttle_login(app, "auth.login")

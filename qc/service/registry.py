@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from qc.db.models import ROLES, ModelActivation, ModelVersion, Product, Station, User, utcnow
 from qc.economics import CostParams
 from qc.modelpack import ModelPackError, file_sha256
-from qc.service.auth import hash_key, hash_password, new_api_key
+from qc.service.auth import end_sessions, hash_key, hash_password, new_api_key
 from qc.service.errors import ServiceError
 from qc.service.model_check import check_model
 from qc.service.storage import Storage
@@ -90,10 +90,6 @@ def update_user(
             end_sessions(user)
     return user
 
-
-def end_sessions(user: User) -> None:
-    """End every browser session of the user (their cookies stop working)."""
-    user.session_epoch = (user.session_epoch or 0) + 1
 
 
 def issue_key(holder: User | Station) -> str:
