@@ -5,7 +5,6 @@ API and the `qc` command. Errors are ServiceErrors whose message says what to do
 from __future__ import annotations
 
 import logging
-import math
 import secrets
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -16,6 +15,7 @@ from sqlalchemy.orm import Session
 from qc.db.models import ROLES, ModelActivation, ModelVersion, Product, Station, User, utcnow
 from qc.economics import CostParams
 from qc.modelpack import ModelPackError, file_sha256
+from qc.service import schemas
 from qc.service.auth import end_sessions, hash_key, hash_password, new_api_key
 from qc.service.errors import ServiceError
 from qc.service.model_check import check_model
@@ -120,21 +120,11 @@ def set_station_products(db: Session, station: Station, products: list[str]) -> 
 
 
 def check_costs(costs: dict) -> dict[str, float]:
-    """Validated cost parameters (only the keys given)."""
-    out = {}
-    for key, value in costs.items():
-        if key not in COST_FIELDS:
-            raise ServiceError(f"unknown cost parameter {key!r}; known: {', '.join(COST_FIELDS)}")
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise ServiceError(f"{key} must be a number, not {value!r}", 400) from None
-        if not math.isfinite(number) or number < 0:
-            raise ServiceError(f"{key} must be a finite number >= 0", 400)
-        if key == "manual_miss_rate" and number > 1:
-            raise ServiceError("manual_miss_rate is a fraction 0..1", 400)
-        out[key] = number
-    return out
+    """Validated cost parameters (only the keys given), by the API's model of them."""
+    try:
+        return schemas.check(schemas.CostsIn, costs).given()
+    except schemas.BodyError as exc:
+        raise ServiceError(str(exc), 400) from None
 
 
 def create_product(db: Session, name: str, sku: str | None = None, **costs: float) -> Product:

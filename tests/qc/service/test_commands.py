@@ -66,7 +66,7 @@ def test_products_and_models_commands(run, app, tmp_path):
         assert (gear.escape_cost, gear.manual_miss_rate, gear.qc_cost_per_unit) == (90, 0.3, 0.02)
         assert gear.internal_failure_cost == 2.0  # default
     bad = run(commands.products, "set", "--name", "gear", "--manual-miss-rate", "5", ok=False)
-    assert "fraction" in bad.output
+    assert "within 0..1" in bad.output
     v1 = make_tiny_model(tmp_path / "v1.onnx", product="gear", version="g-1")
     v2 = make_tiny_model(tmp_path / "v2.onnx", product="gear", version="g-2", threshold=0.4)
     assert "active" in run(commands.models, "upload", str(v1), "--product", "gear",
