@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 from typing import IO
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import requests
 
@@ -97,7 +97,8 @@ def _model_headers(response: requests.Response) -> tuple[str, str]:
     sha = response.headers.get("X-Model-Sha256", "").lower()
     if len(sha) != 64:
         raise ServiceRefused(response.status_code, "model reply lacks an X-Model-Sha256 header")
-    return sha, response.headers.get("X-Model-Version", "")
+    # The service percent-encodes the label (UTF-8) so any product name travels in a header.
+    return sha, unquote(response.headers.get("X-Model-Version", ""))
 
 
 def _error_text(response: requests.Response) -> str:

@@ -235,6 +235,9 @@ class Syncer:
             try:
                 self.client.put_image(result_id, path)
             except ServiceRefused as exc:
+                if exc.status == 409:  # the service has this photo already (a lost reply)
+                    self.outbox.mark_image(result_id, "sent")
+                    continue
                 log.warning("image of %s not accepted (%s); kept locally only", result_id, exc)
                 self.outbox.mark_image(result_id, "kept")
                 continue

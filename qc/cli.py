@@ -65,6 +65,8 @@ def cli(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # Migration steps are for -v; a command's own output comes first.
+    logging.getLogger("alembic").setLevel(logging.NOTSET if verbose else logging.WARNING)
 
 
 def main() -> None:

@@ -101,11 +101,59 @@ def read_image(source: str | os.PathLike | bytes, max_pixels: int = MAX_PIXELS) 
     return _to_rgb8(image, name)
 
 
-def _check_header(data: bytes, name: str, max_pixels: int) -> None:
-    """Read only the header: refuse non-images, truncated files and oversized dimensions."""
+def read_image_bounded(
+    data: bytes, max_pixels: int, max_decoded_bytes: int, min_side: int
+) -> np.ndarray:
+    """Decode untrusted upload bytes like read_image, within a memory budget.
+
+    The header gives the size and bit depth before any pixel is decoded: an image whose decoded
+    pixels would exceed max_decoded_bytes at its own depth is decoded straight to 8 bit, and one
+    whose 8-bit pixels still would is refused. An image at least twice min_side on its shorter
+    side is decoded reduced by 2, 4 or 8 (JPEG decodes reduced; other formats are shrunk at once).
+    """
+    if not data:
+        raise ImageError("upload: file is empty")
+    width, height, depth_bytes = _check_header(data, "upload", max_pixels)
+    rgb8 = width * height * 3
+    if rgb8 > max_decoded_bytes:
+        raise ImageError(
+            f"upload: {width}x{height} px needs {rgb8 / 2**20:.0f} MB decoded, over the "
+            f"{max_decoded_bytes / 2**20:.0f} MB limit; downscale it or raise QC_MAX_DECODED_MB"
+        )
+    factor = next((k for k in (8, 4, 2) if min(width, height) // k >= min_side), 1)
+    if factor > 1:
+        flags = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+                 8: cv2.IMREAD_REDUCED_COLOR_8}[factor]
+    elif rgb8 * depth_bytes > max_decoded_bytes:
+        flags = cv2.IMREAD_COLOR  # 16 bit or float decoded straight to 8 bit
+    else:
+        flags = cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    if image is None:
+        raise ImageError("upload: not a readable image (corrupt or unsupported format)")
+    return _to_rgb8(image, "upload")
+
+
+def _sample_bytes(im: Image.Image, data: bytes) -> int:
+    """Bytes per decoded sample (1, 2 or 4) from the header; Pillow reports 16-bit RGB as RGB."""
+    if data[:4] == b"\x89PNG" and len(data) > 24 and data[24] == 16:
+        return 2
+    if im.mode in ("I", "F"):
+        return 4
+    bits = getattr(im, "tag_v2", {}).get(258) if im.format == "TIFF" else None
+    bits = max(bits) if isinstance(bits, tuple) and bits else bits
+    if im.mode.startswith("I;16") or (isinstance(bits, int) and bits > 8):
+        return 2 if not isinstance(bits, int) or bits <= 16 else 4
+    return 1
+
+
+def _check_header(data: bytes, name: str, max_pixels: int) -> tuple[int, int, int]:
+    """Read only the header: refuse non-images, truncated files and oversized dimensions;
+    return (width, height, bytes per decoded sample)."""
     try:
         with Image.open(io.BytesIO(data)) as im:
             width, height = im.size
+            depth = _sample_bytes(im, data)
             if width * height > max_pixels:
                 raise ImageError(
                     f"{name}: {width}x{height} px is over the {max_pixels:,}-pixel limit; "
@@ -120,6 +168,7 @@ def _check_header(data: bytes, name: str, max_pixels: int) -> None:
         raise ImageError(f"{name}: not a readable image ({type(exc).__name__}: {exc})") from exc
     if _is_truncated_jpeg(data):
         raise ImageError(f"{name}: JPEG is truncated (no end-of-image marker)")
+    return width, height, depth
 
 
 def _is_truncated_jpeg(data: bytes) -> bool:

@@ -13,12 +13,14 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
+    Column,
     DateTime,
     Float,
     ForeignKey,
     Index,
     Integer,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -79,6 +81,16 @@ class User(Base):
     api_key_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Bumped at log-out and on a password change: sessions signed with an older one end.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+station_products = Table(
+    "station_products",
+    Base.metadata,
+    Column("station_id", ForeignKey("stations.id", ondelete="CASCADE"), primary_key=True),
+    Column("product_id", ForeignKey("products.id", ondelete="CASCADE"), primary_key=True),
+)
 
 
 class Station(Base):
@@ -93,6 +105,11 @@ class Station(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    # The products this station inspects: its key downloads only their models.
+    products: Mapped[list[Product]] = relationship(
+        secondary=station_products, order_by="Product.name"
+    )
 
 
 def _cost(name: str) -> Mapped[float]:

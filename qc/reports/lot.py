@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from qc.db.models import Inspection, Product, Station
 from qc.service.errors import ServiceError
-from qc.service.ingest import TEXT_LIMITS
 from qc.service.queries import model_label
+from qc.service.schemas import TEXT_MAX
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +24,8 @@ MAX_UNITS = 10_000  # about 200 pages of PDF; larger lots: split by product
 
 def build(db: Session, lot: str, product: str | None, issued_by: str, now: datetime) -> dict:
     """The certificate's payload (to be signed); unknown lots raise ServiceError 404."""
-    if not lot or len(lot) > TEXT_LIMITS["lot"]:
-        raise ServiceError(f"a lot name has 1 to {TEXT_LIMITS['lot']} characters", 400)
+    if not lot or len(lot) > TEXT_MAX:
+        raise ServiceError(f"a lot name has 1 to {TEXT_MAX} characters", 400)
     i = Inspection
     query = (select(i, Product.name, Station.name)
              .join(Product, i.product_id == Product.id)

@@ -34,14 +34,26 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 
 def _init_extensions(app: Flask) -> None:
-    from qc.service import api, auth, database, documents, errors, housekeeping, pages
+    from qc.service import (
+        api,
+        auth,
+        database,
+        documents,
+        errors,
+        housekeeping,
+        pages,
+        photos,
+        security,
+    )
     from qc.service.runner import InspectorCache
     from qc.service.storage import Storage
 
     database.init_app(app)
     errors.init_app(app)
+    security.init_app(app)
     auth.init_app(app)
     documents.init_app(app)
+    photos.init_app(app)
     app.extensions["qc.storage"] = Storage(app.config["DATA_DIR"])
     app.extensions["qc.inspectors"] = InspectorCache(app.config["INFERENCE_THREADS"])
     app.register_blueprint(api.bp)

@@ -5,14 +5,11 @@ reviews and statistics. Products, stations, users and models are in catalog.py.
 from __future__ import annotations
 
 import logging
-import re
 import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import cv2
-import numpy as np
 from flask import (
     Blueprint,
     Response,
@@ -21,19 +18,16 @@ from flask import (
     request,
     send_file,
 )
-from werkzeug.datastructures import FileStorage
+from sqlalchemy import update
 
 from qc.db import Database
 from qc.db.models import Inspection, utcnow
-from qc.heatmap import encode_jpeg, overlay
-from qc.imaging import ImageError, read_image
-from qc.service import catalog, documents, openapi, stats
+from qc.service import catalog, documents, openapi, photos, replies, schemas, stats
 from qc.service.auth import STATION, Principal, current_principal, roles_required
 from qc.service.database import get_database, get_session
 from qc.service.dataset import send_zip
 from qc.service.errors import ServiceError
 from qc.service.ingest import (
-    TEXT_LIMITS,
     Resolver,
     ResultError,
     parse_result,
@@ -42,6 +36,7 @@ from qc.service.ingest import (
     server_row,
     touch_station,
 )
+from qc.service.openapi import declare
 from qc.service.queries import (
     file_url,
     get_visible,
@@ -52,29 +47,33 @@ from qc.service.queries import (
     to_dict,
 )
 from qc.service.runner import get_inspectors
-from qc.service.storage import get_storage, sniff_suffix
+from qc.service.storage import Storage, get_storage, sniff_suffix
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
-HEATMAP_MAX_SIDE = 1280  # stored heatmaps are for eyes, not measurement
 VIEWERS = (STATION, "operator", "manager", "engineer")
-_OBJECT_REPR = re.compile(r" ?<[^<>]* at 0x[0-9a-f]+>")
+MAX_OFFSET = 2**31 - 1  # beyond any table here; larger ones overflow the database's integers
+IMAGE_MEDIA = "image/png, image/jpeg, image/bmp, image/tiff, application/octet-stream"
+PRIVATE = "private, no-store"  # photos of products are plant data: never in shared caches
 
 
 @bp.get("/health")
+@declare(responses={200: replies.Health})
 def health() -> Any:
     """Liveness: the service answers (no authentication)."""
     return {"status": "ok"}
 
 
 @bp.get("/openapi.json")
+@declare(responses={200: ("application/json", {"type": "object"})})
 def openapi_spec() -> Any:
     """This API described as OpenAPI 3.1 (no authentication)."""
     return jsonify(openapi.build_spec(current_app))
 
 
 @bp.get("/me")
+@declare(responses={200: replies.Me})
 @roles_required(STATION, "operator", "manager", "engineer")
 def me() -> Any:
     """Who the caller is: username and role."""
@@ -82,71 +81,55 @@ def me() -> Any:
     return {"username": p.username, "role": p.role, "via_key": p.via_key}
 
 
-def _image_upload(field: str = "image", required: bool = True) -> bytes | None:
-    upload: FileStorage | None = request.files.get(field)
-    if upload is None:
-        if not required:
-            return None
-        got = ", ".join(sorted(set(request.files) | set(request.form))) or "none"
-        raise ServiceError(
-            f"send the photo as multipart/form-data file field {field!r} (fields received: {got})"
-        )
-    data = upload.read()
-    if not data:
-        raise ServiceError(f"field {field!r} is an empty file")
-    return data
-
-
-def _decode(data: bytes) -> np.ndarray:
-    try:
-        return read_image(data, max_pixels=current_app.config["MAX_IMAGE_PIXELS"])
-    except ImageError as exc:
-        message = _OBJECT_REPR.sub("", str(exc))  # Pillow names the BytesIO it was given
-        raise ServiceError(f"image refused: {message}", 400) from None
-
-
 def _form_fields(principal: Principal) -> dict:
-    fields = {}
-    for key in ("lot", "serial", "operator"):
-        value = (request.form.get(key) or "").strip() or None
-        if value and len(value) > TEXT_LIMITS[key]:
-            raise ServiceError(f"{key} is longer than {TEXT_LIMITS[key]} characters")
-        fields[key] = value
+    form = {k: v for k, v in request.form.items() if k in ("lot", "serial", "operator")}
+    try:
+        fields = schemas.check(schemas.InspectionForm, {**form, "image": b"", "product": ""})
+    except schemas.BodyError as exc:
+        raise ServiceError(str(exc), 400) from None
+    out = {k: (getattr(fields, k) or "").strip() or None for k in ("lot", "serial", "operator")}
     if principal.role == "operator":
-        fields["operator"] = principal.username
-    return fields
-
-
-def _heatmap_jpeg(image: np.ndarray, amap: np.ndarray) -> bytes:
-    scale = HEATMAP_MAX_SIDE / max(image.shape[:2])
-    if scale < 1:
-        size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-        amap = cv2.resize(amap, size, interpolation=cv2.INTER_LINEAR)
-    return encode_jpeg(overlay(image, amap), quality=85)
+        out["operator"] = principal.username
+    return out
 
 
 def _reply(insp: Inspection) -> dict:
     body = to_dict(insp, file_url)
-    return {
-        k: body[k]
-        for k in (
-            "id",
-            "product",
-            "station",
-            "verdict",
-            "score",
-            "defect_type",
-            "model_version",
-            "latency_ms",
-            "inspected_at",
-            "heatmap_url",
-            "image_url",
-        )
-    }
+    return {k: body[k] for k in replies.InspectionReply.model_fields}
+
+
+def _known(db: Any, inspection_id: str, product_id: int, principal: Principal) -> Any:
+    """A re-sent id: the recorded result if the caller may see it (else 409 / 404)."""
+    known = db.get(Inspection, inspection_id)
+    if known is None:
+        return None
+    if principal.role == STATION and known.station_id != principal.station_id:
+        raise ServiceError(f"id {inspection_id} is already used by another station", 409)
+    visible = get_visible(db, inspection_id, principal)  # same rule as GET: 404 otherwise
+    if visible.product_id != product_id:
+        raise ServiceError(f"id {inspection_id} was recorded for another product", 409)
+    return jsonify(_reply(visible)), 200
+
+
+def _write_after_commit(db: Any, storage: Storage, inspection_id: str,
+                        files: dict[str, bytes]) -> None:
+    """Commit, then write the row's files; if writing fails the row forgets them again."""
+    db.commit()
+    try:
+        for relative, data in files.items():
+            storage.save_bytes(relative, data)
+    except BaseException:
+        for relative in files:
+            storage.delete(relative)
+        db.execute(update(Inspection).where(Inspection.id == inspection_id)
+                   .values(image_path=None, heatmap_path=None))
+        db.commit()
+        raise
 
 
 @bp.post("/inspections")
+@declare(form=schemas.InspectionForm, errors=(409,), responses={
+    201: replies.InspectionReply, 200: replies.InspectionReply})
 @roles_required(STATION, "operator", "engineer")
 def create_inspection() -> Any:
     """Inspect an uploaded photo with the product's active model and record the result."""
@@ -160,12 +143,10 @@ def create_inspection() -> Any:
     except ResultError as exc:
         raise ServiceError(str(exc), 400) from None
     fields = _form_fields(principal)
-    data = _image_upload()
-    known = db.get(Inspection, inspection_id)
+    data = photos.upload_bytes()
+    known = _known(db, inspection_id, product.id, principal)
     if known is not None:
-        if principal.role == STATION and known.station_id != principal.station_id:
-            raise ServiceError(f"id {inspection_id} is already used by another station", 409)
-        return jsonify(_reply(known)), 200
+        return known
     version = product.active_model
     if version is None:
         raise ServiceError(
@@ -174,32 +155,47 @@ def create_inspection() -> Any:
             409,
         )
     storage = get_storage()
-    start = time.perf_counter()
-    image = _decode(data)
-    verdict = get_inspectors().get(version.sha256, storage.resolve(version.path)).inspect(image)
-    verdict.latency_ms = (time.perf_counter() - start) * 1000
+    inspector = get_inspectors().get(version.sha256, storage.resolve(version.path))
+    with photos.decode_slot():
+        start = time.perf_counter()
+        image = photos.decode(data)
+        verdict = inspector.inspect(image)
+        verdict.latency_ms = (time.perf_counter() - start) * 1000
+        heatmap = photos.heatmap_jpeg(image, verdict.anomaly_map)
+        del image
     now = utcnow()
-    fields["image_path"] = storage.save_inspection_file(
-        "images", inspection_id, now, data, sniff_suffix(data)
-    )
-    fields["heatmap_path"] = storage.save_inspection_file(
-        "heatmaps", inspection_id, now, _heatmap_jpeg(image, verdict.anomaly_map), "jpg"
-    )
-    record(db, [server_row(inspection_id, product, station_id, fields, verdict.to_dict(), now)])
+    files = {
+        storage.inspection_path("images", inspection_id, now, sniff_suffix(data)): data,
+        storage.inspection_path("heatmaps", inspection_id, now, "jpg"): heatmap,
+    }
+    fields["image_path"], fields["heatmap_path"] = list(files)
+    row = server_row(inspection_id, product, station_id, fields, verdict.to_dict(), now)
+    if not record(db, [row]):  # the same id arrived at the same moment: that one stands
+        db.rollback()
+        return _known(db, inspection_id, product.id, principal)
     touch_station(db, principal, now)
-    db.commit()
+    _write_after_commit(db, storage, inspection_id, files)
     return jsonify(_reply(db.get(Inspection, inspection_id))), 201
 
 
-@bp.post("/results")
-@roles_required(STATION, "engineer")
-def post_results() -> Any:
-    """Record results inspected at the edge; idempotent by id."""
-    body = request.get_json(silent=True)
+def _result_list() -> list:
+    try:
+        body = schemas.json_body()
+    except schemas.BodyError as exc:
+        raise ServiceError(f"send a JSON list of results ({exc})", 400) from None
     if isinstance(body, dict):
         body = body.get("results")
     if not isinstance(body, list):
         raise ServiceError("send a JSON list of results with Content-Type: application/json")
+    return body
+
+
+@bp.post("/results")
+@declare(body=schemas.ResultsIn, responses={200: replies.ResultsReply})
+@roles_required(STATION, "engineer")
+def post_results() -> Any:
+    """Record results inspected at the edge; idempotent by id."""
+    body = _result_list()
     limit = current_app.config["MAX_BATCH"]
     if len(body) > limit:
         raise ServiceError(f"{len(body)} results in one batch; send at most {limit}", 413)
@@ -211,7 +207,8 @@ def post_results() -> Any:
             rows.append(parse_result(item, resolve, now))
         except ResultError as exc:
             ident = item.get("id") if isinstance(item, dict) else None
-            rejected.append({"index": index, "id": ident, "error": str(exc)})
+            rejected.append({"index": index, "id": ident if isinstance(ident, str) else "",
+                             "error": str(exc)})
     inserted = record(db, rows)
     touch_station(db, current_principal(), now)
     db.commit()
@@ -228,35 +225,52 @@ def post_results() -> Any:
 
 
 @bp.put("/inspections/<inspection_id>/image")
+@declare(form=schemas.ImageForm, errors=(409,), responses={200: replies.InspectionReply})
 @roles_required(STATION, "engineer")
 def put_image(inspection_id: str) -> Any:
-    """Attach the photo (and optional heatmap) of a result recorded at the edge."""
+    """Attach the photo (and optional heatmap) of a result recorded at the edge, once."""
     db = get_session()
     insp = get_visible(db, inspection_id, current_principal())
-    data = _image_upload()
-    _decode(data)  # refuse what is not an image before storing it
+    if insp.image_path is not None or insp.source != "edge":
+        raise ServiceError(f"inspection {inspection_id} already has its photo", 409)
+    data = photos.upload_bytes()
+    heatmap = photos.upload_bytes("heatmap", required=False)
+    with photos.decode_slot():
+        for blob in (data, heatmap):
+            if blob is not None:
+                photos.decode(blob)  # refuse what is not an image before storing it
     storage = get_storage()
-    insp.image_path = storage.save_inspection_file(
-        "images", insp.id, insp.inspected_at, data, sniff_suffix(data)
-    )
-    heatmap = _image_upload("heatmap", required=False)
+    files = {storage.inspection_path("images", insp.id, insp.inspected_at, sniff_suffix(data)):
+             data}
     if heatmap is not None:
-        _decode(heatmap)
-        insp.heatmap_path = storage.save_inspection_file(
-            "heatmaps", insp.id, insp.inspected_at, heatmap, sniff_suffix(heatmap)
-        )
-    db.commit()
+        files[storage.inspection_path("heatmaps", insp.id, insp.inspected_at,
+                                      sniff_suffix(heatmap))] = heatmap
+    paths = list(files) + [None]
+    claimed = db.execute(
+        update(Inspection)
+        .where(Inspection.id == insp.id, Inspection.image_path.is_(None))
+        .values(image_path=paths[0], heatmap_path=paths[1])
+    ).rowcount
+    if claimed != 1:  # another upload of this result got there first
+        db.rollback()
+        raise ServiceError(f"inspection {inspection_id} already has its photo", 409)
+    _write_after_commit(db, storage, insp.id, files)
+    db.refresh(insp)
     return jsonify(_reply(insp))
 
 
 def _paging() -> tuple[int, int]:
     try:
-        return int(request.args.get("limit", 50)), int(request.args.get("offset", 0))
+        limit, offset = int(request.args.get("limit", 50)), int(request.args.get("offset", 0))
     except ValueError:
         raise ServiceError("limit and offset must be integers", 400) from None
+    if not 0 <= offset <= MAX_OFFSET:
+        raise ServiceError(f"offset must be 0..{MAX_OFFSET}", 400)
+    return limit, offset
 
 
 @bp.get("/inspections")
+@declare(query=schemas.ListQuery, responses={200: replies.InspectionList})
 @roles_required(*VIEWERS)
 def list_inspections() -> Any:
     """Inspections, newest first, filtered; operators see their own, stations theirs."""
@@ -280,6 +294,7 @@ def _own_session(database: Database, producer: Any, *args: Any) -> Iterator[str]
 
 
 @bp.get("/inspections.csv")
+@declare(query=schemas.FilterQuery, responses={200: ("text/csv", {"type": "string"})})
 @roles_required("manager", "engineer")
 def export_csv() -> Any:
     """The filtered inspections as CSV (oldest first), streamed."""
@@ -293,6 +308,7 @@ def export_csv() -> Any:
 
 
 @bp.get("/inspections/<inspection_id>")
+@declare(responses={200: replies.InspectionOut})
 @roles_required(*VIEWERS)
 def get_inspection(inspection_id: str) -> Any:
     """One inspection."""
@@ -300,6 +316,7 @@ def get_inspection(inspection_id: str) -> Any:
 
 
 @bp.get("/inspections/<inspection_id>/<any(image, heatmap):kind>")
+@declare(responses={200: (IMAGE_MEDIA, {"type": "string", "format": "binary"})})
 @roles_required(*VIEWERS)
 def inspection_file(inspection_id: str, kind: str) -> Any:
     """The stored photo or heatmap of an inspection (404 once retention removed it)."""
@@ -310,16 +327,17 @@ def inspection_file(inspection_id: str, kind: str) -> Any:
         raise ServiceError(
             f"no {kind} stored for {inspection_id} (retention may have removed it)", 404
         )
-    return send_file(path, max_age=3600)
+    response = send_file(path, conditional=False)
+    response.headers["Cache-Control"] = PRIVATE
+    return response
 
 
 @bp.post("/inspections/<inspection_id>/review")
+@declare(body=schemas.ReviewIn, responses={200: replies.InspectionOut})
 @roles_required("engineer")
 def review(inspection_id: str) -> Any:
     """Agree or disagree with a verdict, with a corrected label and a note."""
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise ServiceError('send JSON like {"review": "disagree", "label": "good", "note": "..."}')
+    body = schemas.body(schemas.ReviewIn)
     db = get_session()
     insp = get_visible(db, inspection_id, current_principal())
     set_review(insp, body, current_principal().username)
@@ -328,6 +346,7 @@ def review(inspection_id: str) -> Any:
 
 
 @bp.get("/stats")
+@declare(query=schemas.StatsQuery, responses={200: replies.Stats})
 @roles_required("manager", "engineer")
 def get_stats() -> Any:
     """Totals, p-chart, Pareto and savings for a product/station and period."""
@@ -337,6 +356,7 @@ def get_stats() -> Any:
 
 
 @bp.get("/dataset.zip")
+@declare(query=schemas.FilterQuery, responses={200: ("application/zip", {"type": "string"})})
 @roles_required("engineer")
 def dataset() -> Any:
     """Stored photos of ?product in `qc train` layout (reviewed only unless reviewed=false)."""

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import secrets
@@ -33,6 +34,7 @@ from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from qc.db.models import Station, User, utcnow
+from qc.service import security
 from qc.service.database import get_session
 from qc.service.errors import ServiceError
 
@@ -60,13 +62,14 @@ class Principal:
     user_id: int | None = None
     station_id: int | None = None
     via_key: bool = False
+    session_epoch: int = 0
     is_authenticated: bool = True
     is_active: bool = True
     is_anonymous: bool = False
 
     def get_id(self) -> str | None:
-        """Session id (users only)."""
-        return str(self.user_id) if self.user_id is not None else None
+        """Session id (users only): "<user id>:<session epoch>", so a bumped epoch ends it."""
+        return f"{self.user_id}:{self.session_epoch}" if self.user_id is not None else None
 
     def has_role(self, *roles: str) -> bool:
         """True if admin or one of roles."""
@@ -97,15 +100,26 @@ def bearer_token() -> str | None:
     return token.strip() or None
 
 
+def end_sessions(user: User) -> None:
+    """End every browser session of the user: cookies signed with the old epoch stop working."""
+    user.session_epoch = (user.session_epoch or 0) + 1
+
+
 def user_principal(user: User, via_key: bool = False) -> Principal:
     """Principal of a user row."""
-    return Principal(user.username, user.role, user_id=user.id, via_key=via_key)
+    return Principal(user.username, user.role, user_id=user.id, via_key=via_key,
+                     session_epoch=user.session_epoch or 0)
 
 
 @login_manager.user_loader
-def _load_user(user_id: str) -> Principal | None:
-    user = get_session().get(User, int(user_id)) if user_id.isdigit() else None
-    return user_principal(user) if user is not None and user.active else None
+def _load_user(session_id: str) -> Principal | None:
+    user_id, _, epoch = session_id.partition(":")
+    if not (user_id.isdigit() and epoch.isdigit()):
+        return None  # a cookie from before session epochs, or forged: log in again
+    user = get_session().get(User, int(user_id))
+    if user is None or not user.active or (user.session_epoch or 0) != int(epoch):
+        return None
+    return user_principal(user)
 
 
 @login_manager.request_loader
@@ -158,15 +172,17 @@ class LoginForm(FlaskForm):
     password = PasswordField("Password", validators=[DataRequired(), Length(max=256)])
 
 
-# A valid hash to compare against when the user does not exist, so timing does not tell.
-_DUMMY_HASH = generate_password_hash("not-a-password", method="pbkdf2:sha256:1000")
+@functools.cache
+def _dummy_hash(method: str) -> str:
+    """A hash made like real ones, checked when the user does not exist: timing does not tell."""
+    return generate_password_hash(secrets.token_hex(16), method=method)
 
 
 def check_login(username: str, password: str) -> User | None:
     """The active user with this username and password, else None."""
     user = get_session().scalar(select(User).where(User.username == username))
     if user is None or not user.active:
-        check_password_hash(_DUMMY_HASH, password)
+        check_password_hash(_dummy_hash(current_app.config["PASSWORD_HASH_METHOD"]), password)
         return None
     return user if check_password_hash(user.password_hash, password) else None
 
@@ -187,6 +203,7 @@ def login() -> Any:
             log.info("user %s logged in", user.username)
             return redirect(_safe_next(request.args.get("next")))
         error = "Unknown user or wrong password."
+        log.warning("failed log-in as %r from %s", form.username.data[:64], request.remote_addr)
     elif request.method == "POST":
         error = "Please fill in both fields (and reload the page if it was open a long time)."
     return render_template("login.html", form=form, error=error), (401 if error else 200)
@@ -194,7 +211,13 @@ def login() -> Any:
 
 @bp.route("/logout", methods=["POST"])
 def logout() -> Any:
-    """End the session."""
+    """End the session, and every other session of the same user."""
+    if current_user.is_authenticated and current_user.user_id is not None:
+        db = get_session()
+        user = db.get(User, current_user.user_id)
+        if user is not None:
+            end_sessions(user)
+            db.commit()
     logout_user()
     session.clear()
     return redirect(url_for("auth.login"))
@@ -217,12 +240,12 @@ def _safe_next(target: str | None) -> str:
     return url_for("auth.home")
 
 
-def _csrf_unless_bearer() -> None:
+def _csrf_unless_key() -> None:
     """Forms and session-authenticated API calls need a CSRF token; bearer-key calls do not."""
     if request.method in SAFE_METHODS or not current_app.config.get("WTF_CSRF_ENABLED", True):
         return
-    if bearer_token():
-        return
+    if current_user.is_authenticated and current_user.via_key:
+        return  # a key authenticated this request, not the (forgeable) session cookie
     if request.path.startswith("/api/") and not current_user.is_authenticated:
         return  # nothing a forged request could use; the view answers 401
     csrf.protect(apply_exemptions=True)
@@ -233,5 +256,6 @@ def init_app(app: Flask) -> None:
     login_manager.init_app(app)
     login_manager.session_protection = "basic"
     csrf.init_app(app)
-    app.before_request(_csrf_unless_bearer)
+    app.before_request(_csrf_unless_key)
     app.register_blueprint(bp)
+    security.throttle_login(app, "auth.login")

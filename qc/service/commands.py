@@ -20,16 +20,18 @@ log = logging.getLogger(__name__)
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--threads", default=8, show_default=True, type=int, help="Requests at once.")
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int) -> None:
-    """Run the service (development server; production: see docs/service.md, gunicorn)."""
-    app = app_from_context(ctx)
-    click.echo(
-        f"qc service on http://{host}:{port}/ (production: gunicorn -w 4 "
-        "'qc.service:create_app()')",
-        err=True,
-    )
-    app.run(host=host, port=port, threaded=True, use_reloader=False)
+def serve(ctx: click.Context, host: str, port: int, threads: int) -> None:
+    """Run the service with a production WSGI server (gunicorn; waitress on Windows)."""
+    from qc.service import create_app
+    from qc.service.server import serve as run_server
+
+    given = (ctx.find_object(dict) or {}).get("app")  # tests pass their app
+    if given is None:
+        app_from_context(ctx).extensions["qc.db"].dispose()  # settings and migrations first
+    click.echo(f"qc service on http://{host}:{port}/", err=True)
+    run_server(lambda: given or create_app(), host, port, threads)
 
 
 @click.command()
@@ -58,7 +60,11 @@ def demo(host: str, port: int, instance: Path | None, model: Path | None, reset:
     url = f"http://{host}:{port}/"
     click.echo(plant.banner(url, done, instance, time.perf_counter() - start))
     if not no_serve:
-        app.run(host=host, port=port, threaded=True, use_reloader=False)
+        from qc.service.server import serve as run_server
+
+        app.extensions["qc.db"].dispose()
+        del app  # each worker builds its own (after the fork)
+        run_server(lambda: plant.demo_app(instance), host, port)
 
 
 @click.group()
@@ -127,15 +133,32 @@ def stations() -> None:
 @stations.command("create")
 @click.option("--name", required=True)
 @click.option("--line", default=None, help="Production line.")
-def stations_create(name: str, line: str | None) -> None:
+@click.option("--product", "products", multiple=True,
+              help="A product it inspects (repeat); its key downloads only their models.")
+def stations_create(name: str, line: str | None, products: tuple[str, ...]) -> None:
     """Add a station and print its API key (shown once)."""
     from qc.service import registry
 
     with app_session() as (_app, db):
-        _station, key = registry.create_station(db, name, line)
+        _station, key = registry.create_station(db, name, line, products)
         db.commit()
     click.echo(f"station {name!r} created; its API key (shown once):", err=True)
     click.echo(key)
+
+
+@stations.command("set")
+@click.option("--name", required=True)
+@click.option("--product", "products", multiple=True, required=True,
+              help="A product it inspects (repeat; replaces the list).")
+def stations_set(name: str, products: tuple[str, ...]) -> None:
+    """Link a station to the products it inspects."""
+    from qc.db.models import Station
+    from qc.service import registry
+
+    with app_session() as (_app, db):
+        registry.set_station_products(db, registry.find(db, Station, name, "station"), products)
+        db.commit()
+    click.echo(f"station {name!r} inspects {', '.join(products)}", err=True)
 
 
 @stations.command("key")

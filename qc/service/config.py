@@ -45,7 +45,16 @@ def from_env(instance_path: str) -> dict[str, Any]:
         # Werkzeug before the view runs.
         "MAX_CONTENT_LENGTH": int(float(_env("QC_MAX_UPLOAD_MB", "32")) * 1024 * 1024),
         "MAX_IMAGE_PIXELS": int(_env("QC_MAX_IMAGE_PIXELS", "50000000")),
+        # Why 200 MB: a 50 MP 8-bit RGB photo fits; larger decodes are refused or made 8-bit.
+        "MAX_DECODED_BYTES": int(float(_env("QC_MAX_DECODED_MB", "200")) * 1024 * 1024),
+        # Photos decoded and inspected at once per process; others wait their turn.
+        "MAX_DECODES": int(_env("QC_MAX_DECODES", "2")),
         "MAX_BATCH": int(_env("QC_MAX_BATCH", "1000")),
+        # Failed log-ins allowed per user name and per address (Flask-Limiter syntax).
+        "LOGIN_LIMIT_USER": _env("QC_LOGIN_LIMIT_USER", "5 per minute;20 per hour"),
+        "LOGIN_LIMIT_ADDRESS": _env("QC_LOGIN_LIMIT_ADDRESS", "20 per minute;100 per hour"),
+        # Where the counters live: memory (per process), or e.g. redis://host:6379 for several.
+        "RATELIMIT_STORAGE_URI": _env("QC_RATELIMIT_STORAGE_URI", "memory://"),
         "RETAIN_PASS_DAYS": int(_env("QC_RETAIN_PASS_DAYS", "30")),
         "RETAIN_FAIL_DAYS": int(_env("QC_RETAIN_FAIL_DAYS", "365")),
         # The service applies retention itself this often (0: never, e.g. when cron runs it).
@@ -107,5 +116,7 @@ def validate(config: dict[str, Any]) -> None:
         raise ValueError(
             f"QC_RETENTION_EVERY_HOURS={every!r}: give hours (24 = daily), or 0 to turn it off"
         )
+    if config["MAX_DECODES"] < 1:
+        raise ValueError("QC_MAX_DECODES must be at least 1")
     if not config.get("SECRET_KEY"):
         raise ValueError("no SECRET_KEY: set QC_SECRET_KEY")

@@ -27,7 +27,7 @@ from qc.db.models import Inspection, Product, Station, utcnow
 from qc.service.auth import Principal, current_principal
 from qc.service.database import get_session
 from qc.service.errors import ServiceError
-from qc.service.queries import Filters, model_label, scoped
+from qc.service.queries import Filters, csv_cell, model_label, scoped
 from qc.service.registry import find
 from qc.service.storage import Storage, get_storage
 
@@ -82,8 +82,8 @@ def build_zip(
             label = label_of(insp.review_label, insp.verdict, insp.defect_type)
             name = f"{folder_of(label)}/{insp.id}{path.suffix}"
             archive.write(path, f"{root}/{name}")
-            writer.writerow([name, label, insp.id, insp.verdict, insp.score,
-                             insp.review or "", insp.review_note or ""])
+            writer.writerow([csv_cell(v) for v in (name, label, insp.id, insp.verdict, insp.score,
+                                                   insp.review or "", insp.review_note or "")])
             written += 1
         archive.writestr(f"{root}/labels.csv", manifest.getvalue())
     log.info("dataset export: %d photos", written)
@@ -110,8 +110,10 @@ def send_zip(filters: Filters) -> Response:
         raise ServiceError("choose a product to export: ?product=NAME")
     db = get_session()
     find(db, Product, filters.product, "product")
-    if filters.reviewed is None:
+    if filters.reviewed is None:  # reviewed photos are the default; reviewed=false: all
         filters.reviewed = True
+    elif filters.reviewed is False:
+        filters.reviewed = None
     root = f"{safe_name(filters.product, 'product')}-dataset-{utcnow():%Y%m%d}"
     spool = build_zip(db, get_storage(), filters, current_principal(), root)
     return send_file(spool, mimetype="application/zip", as_attachment=True,

@@ -250,7 +250,7 @@ def create_catalog(
     stations = []
     for name, line in STATIONS:
         station = db.scalar(select(Station).where(Station.name == name))
-        stations.append(station or registry.create_station(db, name, line)[0])
+        stations.append(station or registry.create_station(db, name, line, [PRODUCT])[0])
     return version, stations
 
 

@@ -21,9 +21,11 @@ from qc.reports import render
 from qc.reports.keyring import Keyring
 from qc.reports.pdf import PAPERS
 from qc.reports.signing import sign_document, sign_pdf
+from qc.service import schemas
 from qc.service.auth import current_principal, roles_required
 from qc.service.database import get_session
 from qc.service.errors import ServiceError
+from qc.service.openapi import declare
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,11 @@ def _send(payload: dict, fmt: str, paper: str, to_pdf: Callable[[dict, str], byt
     return response
 
 
+SIGNED = ("application/json, application/pdf",
+          {"description": "JSON: {payload, signature}; PDF: attaches that document, signed"})
+
+
+@declare(query=schemas.ReportQuery, responses={200: SIGNED})
 @roles_required(*ISSUERS)
 def quality_report() -> Any:
     """The signed period quality report (?from=YYYY-MM-DD&to=YYYY-MM-DD[&product=]
@@ -75,6 +82,7 @@ def quality_report() -> Any:
     return _send(payload, fmt, paper, render.quality_report, name)
 
 
+@declare(query=schemas.CertificateQuery, responses={200: SIGNED})
 @roles_required(*ISSUERS)
 def lot_certificate(lot: str) -> Any:
     """The signed certificate of conformance of a lot ([?product=][&format=pdf|json]

@@ -72,6 +72,18 @@ def _handle_http(exc: HTTPException) -> Response:
     return response
 
 
+def _handle_body_error(exc: Exception) -> Response:
+    return error_response(400, str(exc))
+
+
+def _handle_recursion(exc: RecursionError) -> Response:
+    from qc.service.database import rollback
+
+    rollback()
+    log.warning("%s %s: input nested too deeply", request.method, request.path)
+    return error_response(400, "input nested too deeply")
+
+
 def _handle_unexpected(exc: Exception) -> Response:
     from qc.service.database import rollback
 
@@ -82,6 +94,10 @@ def _handle_unexpected(exc: Exception) -> Response:
 
 def init_app(app: Flask) -> None:
     """Register the error handlers."""
+    from qc.service.schemas import BodyError
+
     app.register_error_handler(ServiceError, _handle_service_error)
+    app.register_error_handler(BodyError, _handle_body_error)
+    app.register_error_handler(RecursionError, _handle_recursion)
     app.register_error_handler(HTTPException, _handle_http)
     app.register_error_handler(Exception, _handle_unexpected)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -29,7 +28,6 @@ from sqlalchemy.orm import Session
 
 from qc.db.models import (
     NO_STATION,
-    VERDICTS,
     Inspection,
     InspectionCount,
     ModelVersion,
@@ -38,20 +36,16 @@ from qc.db.models import (
     utcnow,
 )
 from qc.inference import decide
+from qc.service import schemas
 from qc.service.auth import STATION, Principal
 
 log = logging.getLogger(__name__)
 
 MAX_FUTURE = timedelta(days=1)  # a station clock that far ahead is wrong, not early
-TEXT_LIMITS = {
-    "lot": 64,
-    "serial": 128,
-    "operator": 64,
-    "defect_type": 64,
-    "model_version": 64,
-    "source_name": 255,  # a file name: 255 bytes on common file systems, so never more chars
-}
-MAX_FLAGS, FLAG_LIMIT = 16, 64  # image-quality flags are a handful of short words
+# Times outside these years are a broken clock or a probe, and near year 1 or 9999 the
+# conversions to UTC and to the plant's time zone overflow.
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(9000, 1, 1, tzinfo=timezone.utc)
 COLUMNS = (
     "id",
     "product_id",
@@ -91,61 +85,26 @@ def parse_uuid(value: object) -> str:
 def parse_time(
     value: object, what: str = "timestamp", naive_tz: timezone = timezone.utc
 ) -> datetime:
-    """An ISO 8601 time as aware UTC; naive times are taken in naive_tz."""
+    """An ISO 8601 time (years 1970..8999) as aware UTC; naive times are taken in naive_tz."""
     try:
         ts = datetime.fromisoformat(str(value).strip())
+        if ts.tzinfo is None:
+            ts = ts.replace(tzinfo=naive_tz)
+        ts = ts.astimezone(timezone.utc)
     except ValueError:
         raise ResultError(
             f"{what} must be ISO 8601 like 2026-01-31T14:05:00Z, not {value!r}"
         ) from None
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=naive_tz)
-    return ts.astimezone(timezone.utc)
+    except OverflowError:
+        ts = EARLIEST - MAX_FUTURE  # out of range either way
+    if not EARLIEST <= ts < LATEST:
+        raise ResultError(f"{what} must lie between 1970 and 9000, not {value!r}")
+    return ts
 
 
-def _number(item: dict, key: str, required: bool = False, unit: bool = False) -> float | None:
-    value = item.get(key)
-    if value is None:
-        if required:
-            raise ResultError(f"{key} is required")
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ResultError(f"{key} must be a number, not {value!r}") from None
-    if not math.isfinite(number) or (unit and not 0.0 <= number <= 1.0):
-        raise ResultError(f"{key} must be {'within 0..1' if unit else 'finite'}, not {value!r}")
-    return number
-
-
-def _text(item: dict, key: str) -> str | None:
-    value = item.get(key)
-    if value is None or value == "":
-        return None
-    text = str(value).strip()
-    if len(text) > TEXT_LIMITS[key]:
-        raise ResultError(f"{key} is longer than {TEXT_LIMITS[key]} characters")
-    return text or None
-
-
-def _source_name(item: dict) -> str | None:
-    """The file or frame name at the station (none: None); a string, never coerced."""
-    value = item.get("source_name")
-    if value is not None and not isinstance(value, str):
-        raise ResultError(f"source_name must be a string like 'cam-1.png', not {value!r}")
-    return _text(item, "source_name")
-
-
-def _flags(item: dict) -> list[str] | None:
-    """The station's image-quality flags: a list of short strings (none: None)."""
-    value = item.get("flags")
-    if value is None:
-        return None
-    if not isinstance(value, list) or not all(isinstance(f, str) for f in value):
-        raise ResultError(f'flags must be a list of strings like ["blurred"], not {value!r}')
-    flags = list(dict.fromkeys(f.strip() for f in value if f.strip()))
-    if len(flags) > MAX_FLAGS or any(len(f) > FLAG_LIMIT for f in flags):
-        raise ResultError(f"flags: at most {MAX_FLAGS}, each up to {FLAG_LIMIT} characters")
+def _flags(values: list[str] | None) -> list[str] | None:
+    """The station's image-quality flags, trimmed and without repeats (none: None)."""
+    flags = list(dict.fromkeys(f.strip() for f in values or () if f.strip()))
     return flags or None
 
 
@@ -215,36 +174,35 @@ def parse_result(item: object, resolve: Resolver, now: datetime) -> dict:
     """One edge result (JSON object) as an inspections row; raises ResultError."""
     if not isinstance(item, dict):
         raise ResultError("each result must be a JSON object")
-    product = resolve.product(item.get("product"))
-    if item.get("timestamp") in (None, ""):
-        raise ResultError("timestamp is required (ISO 8601, UTC or with offset)")
-    inspected_at = parse_time(item["timestamp"])
+    try:
+        result = schemas.check(schemas.ResultIn, item)
+    except schemas.BodyError as exc:
+        raise ResultError(str(exc)) from None
+    product = resolve.product(result.product)
+    inspected_at = parse_time(result.timestamp)
     if inspected_at > now + MAX_FUTURE:
         raise ResultError("timestamp is more than a day in the future; check the station clock")
-    score = _number(item, "score", required=True, unit=True)
-    verdict = item.get("verdict") or decide(score)
-    if verdict not in VERDICTS:
-        raise ResultError(f"verdict must be 'pass' or 'fail', not {verdict!r}")
-    label = _text(item, "model_version")
+    verdict = result.verdict or decide(result.score)
+    label = result.model_version or None
     return inspection_row(
-        id=parse_uuid(item.get("id")),
+        id=parse_uuid(result.id),
         product_id=product.id,
-        station_id=resolve.station_id(item.get("station")),
+        station_id=resolve.station_id(result.station),
         model_version_id=resolve.version_id(product.id, label),
         model_version=label,
-        lot=_text(item, "lot"),
-        serial=_text(item, "serial"),
-        operator=_text(item, "operator"),
+        lot=result.lot or None,
+        serial=result.serial or None,
+        operator=result.operator or None,
         inspected_at=inspected_at,
         received_at=now,
         source="edge",
-        score=score,
-        raw_score=_number(item, "raw_score"),
+        score=result.score,
+        raw_score=result.raw_score,
         verdict=verdict,
-        defect_type=_text(item, "defect_type") if verdict == "fail" else None,
-        latency_ms=_number(item, "latency_ms"),
-        flags=_flags(item),
-        source_name=_source_name(item),
+        defect_type=(result.defect_type or None) if verdict == "fail" else None,
+        latency_ms=result.latency_ms,
+        flags=_flags(result.flags),
+        source_name=result.source_name or None,
     )
 
 

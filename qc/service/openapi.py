@@ -1,366 +1,186 @@
 """The OpenAPI 3.1 description of /api/v1, built from the app's routes (so no route is missing)
-with hand-written request and response shapes for the endpoints stations and scripts rely on.
+and from the pydantic models of qc/service/schemas.py (requests) and replies.py (so no shape
+is written twice).
+
+How an endpoint declares itself: decorate the view with
+
+    @declare(body=schemas.UserIn, responses={201: replies.UserCreated})
+    @roles_required("admin")
+    def create_user(): ...
+
+`body` is a JSON request model (or `form`, a multipart model whose `bytes` fields are files),
+`query` a model of the query parameters, `responses` maps status -> reply model (None: no
+schema; a (media type, schema dict) pair for files). Path parameters come from the route,
+401/403 from `roles_required`, 400/404/413 are added where a body, a query or a path parameter
+can be wrong; every error has the replies.ErrorReply shape.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
+from pydantic import BaseModel
 
 import qc
+from qc.service import replies
 
 log = logging.getLogger(__name__)
 
 PREFIX = "/api/v1"
-_CONVERTER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
-STR, NUM, INT = {"type": "string"}, {"type": "number"}, {"type": "integer"}
-NULLABLE_STR = {"type": ["string", "null"]}
-
-
-def _q(name: str, description: str, schema: dict | None = None) -> dict:
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "description": description,
-        "schema": schema or STR,
-    }
-
-
-FILTERS = [
-    _q("product", "product name"),
-    _q("station", "station name"),
-    _q("lot", "lot"),
-    _q("serial", "serial number"),
-    _q("operator", "operator"),
-    _q("verdict", "pass or fail", {"enum": ["pass", "fail"]}),
-    _q("defect_type", "defect type"),
-    _q("reviewed", "true/false", {"type": "boolean"}),
-    _q("from", "ISO 8601; naive = plant time zone"),
-    _q("to", "ISO 8601 (exclusive)"),
-]
-RESULT = {
-    "type": "object",
-    "required": ["id", "product", "timestamp", "score"],
-    "properties": {
-        "id": {"type": "string", "format": "uuid", "description": "client UUID: idempotency"},
-        "product": STR,
-        "station": {**STR, "description": "defaults to the key's station"},
-        "timestamp": {**STR, "format": "date-time", "description": "naive = UTC"},
-        "score": {**NUM, "minimum": 0, "maximum": 1},
-        "verdict": {"enum": ["pass", "fail"], "description": "default: score >= 0.5 fails"},
-        "raw_score": NUM,
-        "defect_type": STR,
-        "model_version": STR,
-        "latency_ms": NUM,
-        "lot": STR,
-        "serial": STR,
-        "operator": STR,
-        "flags": {
-            "type": "array",
-            "items": {**STR, "maxLength": 64},
-            "maxItems": 16,
-            "description": 'image-quality warnings, e.g. ["blurred", "drift:brightness"]',
-        },
-        "source_name": {
-            **STR,
-            "maxLength": 255,
-            "description": "file or frame name at the station; stored with the result",
-        },
-    },
+REF = "#/components/schemas/{model}"
+_CONVERTER = re.compile(r"<(?:([^:<>]+):)?([^<>]+)>")
+ERROR_TEXT = {
+    400: "the request is malformed or a value is out of range (the message names it)",
+    401: "no or unknown credentials",
+    403: "role not allowed",
+    404: "no such item (or not visible to the caller)",
+    409: "conflicts with what is stored",
+    413: "body, batch or image too large",
+    429: "too many requests; retry later",
 }
-INSPECTION_REPLY = {
-    "type": "object",
-    "properties": {
-        "id": STR,
-        "product": STR,
-        "station": NULLABLE_STR,
-        "verdict": {"enum": ["pass", "fail"]},
-        "score": NUM,
-        "defect_type": NULLABLE_STR,
-        "model_version": NULLABLE_STR,
-        "latency_ms": NUM,
-        "inspected_at": STR,
-        "heatmap_url": NULLABLE_STR,
-        "image_url": NULLABLE_STR,
-    },
-}
-NULLABLE_NUM = {"type": ["number", "null"]}
-INSPECTION = {
-    "type": "object",
-    "properties": {
-        **INSPECTION_REPLY["properties"],
-        **{k: NULLABLE_STR for k in ("lot", "serial", "operator")},
-        "raw_score": NULLABLE_NUM,
-        "latency_ms": NULLABLE_NUM,
-        "source": {"enum": ["server", "edge"]},
-        "review": {
-            "type": ["object", "null"],
-            "description": "an engineer's review; it refines recall and false-reject rate",
-            "properties": {
-                "review": {"enum": ["agree", "disagree"]},
-                "label": STR,
-                "note": NULLABLE_STR,
-                "by": STR,
-                "at": STR,
-            },
-        },
-        "operator_flag": {
-            "type": ["object", "null"],
-            "description": "an operator's doubt from the station page; not a label",
-            "properties": {"by": STR, "at": STR, "note": NULLABLE_STR},
-        },
-        "flags": {
-            "type": "array",
-            "items": STR,
-            "description": "image-quality warnings the station sent (empty if none)",
-        },
-        "source_name": {
-            **NULLABLE_STR,
-            "description": "file or frame name at the station (null if none was sent)",
-        },
-    },
-}
-INSPECTION_LIST = {
-    "type": "object",
-    "properties": {
-        "items": {"type": "array", "items": INSPECTION},
-        "limit": INT,
-        "offset": INT,
-        "next_offset": {"type": ["integer", "null"]},
-    },
-}
-ERROR = {
-    "type": "object",
-    "properties": {
-        "error": {"type": "object", "properties": {"status": INT, "title": STR, "message": STR}}
-    },
-}
+Reply = type[BaseModel] | tuple[str, dict] | None
 
 
-def _json_body(schema: dict) -> dict:
-    return {"required": True, "content": {"application/json": {"schema": schema}}}
+def declare(
+    *,
+    body: type[BaseModel] | dict | None = None,
+    form: type[BaseModel] | None = None,
+    query: type[BaseModel] | None = None,
+    responses: dict[int, Reply] | None = None,
+    errors: tuple[int, ...] = (),
+) -> Callable:
+    """Attach the request and response shapes of a view (read by build_spec)."""
+
+    def decorator(view: Callable) -> Callable:
+        view.api_doc = {
+            "body": body,
+            "form": form,
+            "query": query,
+            "responses": responses or {200: None},
+            "errors": errors,
+        }
+        return view
+
+    return decorator
 
 
-def _multipart(properties: dict, required: list[str]) -> dict:
-    schema = {"type": "object", "properties": properties, "required": required}
-    return {"required": True, "content": {"multipart/form-data": {"schema": schema}}}
+class _Components:
+    """Collects the JSON schemas of the models used, by model name."""
+
+    def __init__(self) -> None:
+        self.schemas: dict[str, dict] = {}
+
+    def ref(self, model: type[BaseModel], mode: str = "validation") -> dict:
+        if model.__name__ not in self.schemas:
+            schema = model.model_json_schema(ref_template=REF, mode=mode)
+            self.schemas.update(schema.pop("$defs", {}))
+            self.schemas[model.__name__] = schema
+        return {"$ref": REF.format(model=model.__name__)}
 
 
-def _ok(description: str, schema: dict | None = None, media: str = "application/json") -> dict:
-    body = {"description": description}
-    if schema is not None:
-        body["content"] = {media: {"schema": schema}}
-    return body
+def _media(components: _Components, reply: Reply, description: str) -> dict:
+    out: dict[str, Any] = {"description": description}
+    if isinstance(reply, tuple):
+        media, schema = reply
+        out["content"] = {m.strip(): {"schema": schema} for m in media.split(",")}
+    elif reply is not None:
+        out["content"] = {"application/json": {"schema": components.ref(reply, "serialization")}}
+    return out
 
 
-DETAILS: dict[str, dict] = {
-    "api.create_inspection": {
-        "requestBody": _multipart(
-            {
-                "image": {"type": "string", "format": "binary"},
-                "product": STR,
-                "station": STR,
-                "lot": STR,
-                "serial": STR,
-                "operator": STR,
-                "id": {**STR, "format": "uuid"},
-            },
-            ["image", "product"],
-        ),
-        "responses": {
-            "201": _ok("inspected and recorded", INSPECTION_REPLY),
-            "200": _ok("this id was recorded before", INSPECTION_REPLY),
-            "409": _ok("the product has no active model", ERROR),
-        },
-    },
-    "api.post_results": {
-        "requestBody": _json_body({"type": "array", "items": RESULT}),
-        "responses": {
-            "200": _ok(
-                "counts",
-                {
-                    "type": "object",
-                    "properties": {
-                        "received": INT,
-                        "accepted": INT,
-                        "already_known": INT,
-                        "rejected": {
-                            "type": "array",
-                            "items": {
-                                "type": "object",
-                                "properties": {"index": INT, "id": STR, "error": STR},
-                            },
-                        },
-                    },
-                },
-            )
-        },
-    },
-    "api.put_image": {
-        "requestBody": _multipart(
-            {
-                "image": {"type": "string", "format": "binary"},
-                "heatmap": {"type": "string", "format": "binary"},
-            },
-            ["image"],
-        )
-    },
-    "api.list_inspections": {
-        "parameters": FILTERS + [_q("limit", "1..500", INT), _q("offset", ">= 0", INT)],
-        "responses": {"200": _ok("newest first", INSPECTION_LIST)},
-    },
-    "api.get_inspection": {"responses": {"200": _ok("one inspection", INSPECTION)}},
-    "api.export_csv": {
-        "parameters": FILTERS,
-        "responses": {"200": _ok("CSV", {"type": "string"}, "text/csv")},
-    },
-    "api.dataset": {
-        "parameters": FILTERS,
-        "responses": {"200": _ok("zip", {"type": "string"}, "application/zip")},
-    },
-    "api.review": {
-        "responses": {"200": _ok("the reviewed inspection", INSPECTION)},
-        "requestBody": _json_body(
-            {
-                "type": "object",
-                "required": ["review"],
-                "properties": {
-                    "review": {"enum": ["agree", "disagree"]},
-                    "label": STR,
-                    "note": STR,
-                },
-            }
-        )
-    },
-    "api.get_stats": {
-        "parameters": [
-            _q("product", "product name"),
-            _q("station", "station name"),
-            _q("from", "ISO 8601; naive = plant time zone"),
-            _q("to", "ISO 8601"),
-            _q("bucket", "subgroup", {"enum": ["hour", "shift", "day", "week"]}),
-        ],
-        "responses": {
-            "200": _ok(
-                "totals, p_chart, pareto, savings (see docs/economics.md)",
-                {
-                    "type": "object",
-                    "properties": {
-                        k: {"type": "object"} for k in ("filters", "totals", "p_chart", "savings")
-                    }
-                    | {"pareto": {"type": "array"}},
-                },
-            )
-        },
-    },
-    "api.upload_model": {
-        "requestBody": _multipart(
-            {
-                "model": {"type": "string", "format": "binary"},
-                "product": STR,
-                "activate": {"type": "boolean"},
-            },
-            ["model", "product"],
-        )
-    },
-    "api.list_models": {"parameters": [_q("product", "product name")]},
-    # Signed documents (qc/service/documents.py, docs/reports.md).
-    "api.quality_report": {
-        "parameters": [
-            {**_q("from", "first day, YYYY-MM-DD (plant time zone)"), "required": True},
-            {**_q("to", "last day, YYYY-MM-DD, inclusive; at most 366 days"), "required": True},
-            _q("product", "product name (default: all)"),
-            _q("format", "json (default): the signed document; pdf: the signed PDF",
-               {"enum": ["json", "pdf"]}),
-            _q("paper", "PDF paper size", {"enum": ["a4", "letter"]}),
-        ],
-        "responses": {
-            "200": {
-                "description": "{payload, signature}; payload.stats = GET /stats?payload"
-                ".stats_query. The PDF attaches that document and is signed itself.",
-                "content": {
-                    "application/json": {"schema": {"type": "object", "required": [
-                        "payload", "signature"]}},
-                    "application/pdf": {"schema": {"type": "string", "format": "binary"}},
-                },
-            },
-            "400": _ok("bad dates, from after to, more than 366 days, bad format", ERROR),
-            "404": _ok("no such product", ERROR),
-        },
-    },
-    "api.lot_certificate": {
-        "parameters": [
-            _q("product", "only this product's units of the lot"),
-            _q("format", "pdf (default) or json", {"enum": ["pdf", "json"]}),
-            _q("paper", "PDF paper size", {"enum": ["a4", "letter"]}),
-        ],
-        "responses": {
-            "200": {
-                "description": "the signed certificate: every unit of the lot and a summary",
-                "content": {
-                    "application/pdf": {"schema": {"type": "string", "format": "binary"}},
-                    "application/json": {"schema": {"type": "object", "required": [
-                        "payload", "signature"]}},
-                },
-            },
-            "400": _ok("lot name too long, lot too large, bad format", ERROR),
-            "404": _ok("no inspections in the lot", ERROR),
-        },
-    },
-}
+def _query_parameters(components: _Components, model: type[BaseModel]) -> list[dict]:
+    schema = model.model_json_schema(ref_template=REF)
+    params = []
+    for name, prop in schema["properties"].items():
+        prop = dict(prop)
+        description = prop.pop("description", "")
+        prop.pop("title", None)
+        prop.pop("default", None)
+        params.append({"name": name, "in": "query", "required": name in schema.get("required", ()),
+                       "description": description, "schema": prop})
+    return params
 
 
-def _operation(app: Flask, endpoint: str, method: str) -> dict:
+def _operation(app: Flask, endpoint: str, method: str, has_path_params: bool,
+               components: _Components) -> dict:
     view = app.view_functions[endpoint]
     doc = (view.__doc__ or "").strip().splitlines()
     roles = getattr(view, "roles", None)
+    spec = getattr(view, "api_doc", {"responses": {200: None}, "errors": ()})
     op: dict[str, Any] = {
         "operationId": endpoint.split(".")[-1] + ("" if method == "get" else f"_{method}"),
         "summary": doc[0] if doc else endpoint,
-        "responses": {"200": _ok("OK")},
     }
+    responses = {
+        str(status): _media(components, reply, "OK" if 200 <= status < 300 else ERROR_TEXT[status])
+        for status, reply in spec["responses"].items()
+    }
+    errors = set(spec.get("errors", ()))
     if roles:
         op["description"] = "Roles: " + ", ".join(roles) + ", admin."
-        op["responses"].update(
-            {"401": _ok("no or unknown credentials", ERROR), "403": _ok("role not allowed", ERROR)}
-        )
+        errors |= {401, 403}
     else:
         op["security"] = []
-    extra = DETAILS.get(endpoint, {})
-    op["responses"] = {**op["responses"], **extra.get("responses", {})}
-    for key in ("parameters", "requestBody"):
-        if key in extra:
-            op[key] = extra[key]
+    if spec.get("body") is not None:
+        body = spec["body"]
+        schema = components.ref(body) if isinstance(body, type) else body
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
+        errors |= {400, 413}
+    if spec.get("form") is not None:
+        op["requestBody"] = {
+            "required": True,
+            "content": {"multipart/form-data": {"schema": components.ref(spec["form"])}},
+        }
+        errors |= {400, 413}
+    if spec.get("query") is not None:
+        op["parameters"] = _query_parameters(components, spec["query"])
+        errors |= {400, 404}  # a product or station named in the query may not exist
+    if has_path_params:
+        errors |= {400, 404}
+    for status in sorted(errors):
+        error = _media(components, replies.ErrorReply, ERROR_TEXT[status])
+        responses.setdefault(str(status), error)
+    op["responses"] = responses
     return op
+
+
+def _path_parameter(converter: str | None, name: str) -> dict:
+    schema = {"type": "integer", "minimum": 0, "maximum": 2**31 - 1} if converter == "int" else {
+        "type": "string"}
+    if converter == "any":
+        schema = {"type": "string", "enum": ["image", "heatmap"]}
+    return {"name": name, "in": "path", "required": True, "schema": schema}
 
 
 def build_spec(app: Flask) -> dict:
     """The OpenAPI document of every /api/v1 route of app."""
+    components = _Components()
     paths: dict[str, dict] = {}
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
         if not rule.rule.startswith(PREFIX):
             continue
-        path = _CONVERTER.sub(r"{\1}", rule.rule[len(PREFIX) :])
+        path = _CONVERTER.sub(r"{\2}", rule.rule[len(PREFIX) :])
         entry = paths.setdefault(path, {})
-        params = [
-            {"name": name, "in": "path", "required": True, "schema": STR}
-            for name in _CONVERTER.findall(rule.rule)
-        ]
-        if params:
-            entry["parameters"] = params
+        found = _CONVERTER.findall(rule.rule)
+        if found:
+            entry["parameters"] = [
+                _path_parameter(conv.split("(")[0] if conv else None, name) for conv, name in found
+            ]
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
-            entry[method.lower()] = _operation(app, rule.endpoint, method.lower())
+            entry[method.lower()] = _operation(
+                app, rule.endpoint, method.lower(), bool(found), components
+            )
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "qc plant service",
             "version": qc.__version__,
             "description": "Inspections, results from stations, statistics and savings. "
-            "See docs/service.md and docs/economics.md.",
+            "See docs/service.md, docs/economics.md and docs/security.md.",
         },
         "servers": [{"url": PREFIX}],
         "security": [{"bearer": []}, {"session": []}],
@@ -378,12 +198,7 @@ def build_spec(app: Flask) -> dict:
                     "description": "browser login; state-changing calls need X-CSRFToken",
                 },
             },
-            "schemas": {
-                "Result": RESULT,
-                "InspectionReply": INSPECTION_REPLY,
-                "Inspection": INSPECTION,
-                "Error": ERROR,
-            },
+            "schemas": dict(sorted(components.schemas.items())),
         },
         "paths": paths,
     }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -16,10 +17,11 @@ from flask import current_app, request, url_for
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, contains_eager
 
-from qc.db.models import REVIEWS, VERDICTS, Inspection, Product, Station, utcnow
+from qc.db.models import VERDICTS, Inspection, Product, Station, utcnow
 from qc.service.auth import STATION, Principal
 from qc.service.errors import ServiceError
 from qc.service.ingest import ResultError, parse_time
+from qc.service.schemas import ReviewIn
 
 log = logging.getLogger(__name__)
 
@@ -205,21 +207,15 @@ def model_label(verdict: str, defect_type: str | None) -> str:
     return "good" if verdict == "pass" else (defect_type or "defect")
 
 
-def set_review(insp: Inspection, body: dict, username: str) -> None:
+def set_review(insp: Inspection, body: ReviewIn, username: str) -> None:
     """Record an engineer's agree/disagree (+ corrected label and note); a later one replaces it."""
-    review = body.get("review")
-    if review not in REVIEWS:
-        raise ServiceError("review must be 'agree' or 'disagree'", 400)
-    label = str(body.get("label") or "").strip() or None
-    if review == "disagree" and label is None:
+    label = body.label or None
+    if body.review == "disagree" and label is None:
         label = "good" if insp.verdict == "fail" else "defect"
-    if review == "agree":
+    if body.review == "agree":
         label = model_label(insp.verdict, insp.defect_type)
-    note = body.get("note")
-    if label and len(label) > 64 or note and len(str(note)) > 2000:
-        raise ServiceError("label is limited to 64 characters and note to 2000", 400)
-    insp.review, insp.review_label = review, label
-    insp.review_note = str(note) if note else None
+    insp.review, insp.review_label = body.review, label
+    insp.review_note = body.note or None
     insp.reviewed_by, insp.reviewed_at = username, utcnow()
 
 
@@ -267,6 +263,16 @@ def _csv_value(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, list):
         value = ";".join(value)
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
-        return "'" + value  # spreadsheets would run it as a formula
-    return "" if value is None else value
+    return "" if value is None else csv_cell(value)
+
+
+# A cell, or any piece of it after a separator some spreadsheet splits on, that starts with one
+# of these is run as a formula (OWASP "CSV injection").
+_FORMULA_START = re.compile(r"(^|[,;\t|\r\n])(\s*)([=+\-@\t\r])")
+
+
+def csv_cell(value: Any) -> Any:
+    """A CSV cell spreadsheets show as text: "'" before every formula-starting piece."""
+    if not isinstance(value, str):
+        return value
+    return _FORMULA_START.sub(r"\1\2'\3", value)

@@ -5,7 +5,6 @@ API and the `qc` command. Errors are ServiceErrors whose message says what to do
 from __future__ import annotations
 
 import logging
-import math
 import secrets
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -15,10 +14,11 @@ from sqlalchemy.orm import Session
 
 from qc.db.models import ROLES, ModelActivation, ModelVersion, Product, Station, User, utcnow
 from qc.economics import CostParams
-from qc.inference import Inspector
-from qc.modelpack import ModelPackError, file_sha256, read_info
-from qc.service.auth import hash_key, hash_password, new_api_key
+from qc.modelpack import ModelPackError, file_sha256
+from qc.service import schemas
+from qc.service.auth import end_sessions, hash_key, hash_password, new_api_key
 from qc.service.errors import ServiceError
+from qc.service.model_check import check_model
 from qc.service.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -83,9 +83,13 @@ def update_user(
         if len(password) < 8:
             raise ServiceError("password must have at least 8 characters", 400)
         user.password_hash = hash_password(password)
+        end_sessions(user)
     if active is not None:
         user.active = bool(active)
+        if not user.active:
+            end_sessions(user)
     return user
+
 
 
 def issue_key(holder: User | Station) -> str:
@@ -95,33 +99,32 @@ def issue_key(holder: User | Station) -> str:
     return key
 
 
-def create_station(db: Session, name: str, line: str | None = None) -> tuple[Station, str]:
-    """Add a station; returns (station, its API key — shown once)."""
+def create_station(
+    db: Session, name: str, line: str | None = None, products: list[str] | tuple[str, ...] = ()
+) -> tuple[Station, str]:
+    """Add a station inspecting these products; returns (station, its API key — shown once)."""
     name = _name(name, "station name")
     _unique(db, Station, "name", name, "station")
     station = Station(name=name, line=(line or None), active=True)
+    station.products = [find(db, Product, p, "product") for p in dict.fromkeys(products)]
     key = issue_key(station)
     db.add(station)
     db.flush()
     return station, key
 
 
+def set_station_products(db: Session, station: Station, products: list[str]) -> None:
+    """The products a station inspects (replaces the list; its key downloads only their models)."""
+    station.products = [find(db, Product, p, "product") for p in dict.fromkeys(products)]
+    db.flush()
+
+
 def check_costs(costs: dict) -> dict[str, float]:
-    """Validated cost parameters (only the keys given)."""
-    out = {}
-    for key, value in costs.items():
-        if key not in COST_FIELDS:
-            raise ServiceError(f"unknown cost parameter {key!r}; known: {', '.join(COST_FIELDS)}")
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise ServiceError(f"{key} must be a number, not {value!r}", 400) from None
-        if not math.isfinite(number) or number < 0:
-            raise ServiceError(f"{key} must be a finite number >= 0", 400)
-        if key == "manual_miss_rate" and number > 1:
-            raise ServiceError("manual_miss_rate is a fraction 0..1", 400)
-        out[key] = number
-    return out
+    """Validated cost parameters (only the keys given), by the API's model of them."""
+    try:
+        return schemas.check(schemas.CostsIn, costs).given()
+    except schemas.BodyError as exc:
+        raise ServiceError(str(exc), 400) from None
 
 
 def create_product(db: Session, name: str, sku: str | None = None, **costs: float) -> Product:
@@ -145,13 +148,14 @@ def upload_model(
 ) -> ModelVersion:
     """Store a qc ONNX package for a product (idempotent by checksum); optionally activate it."""
     try:
-        info = read_info(path)
-        Inspector(path, warmup=True)  # refuse a graph onnxruntime cannot run, now, not later
+        info = check_model(path)  # metadata types and a warm-up run, now, not at inspection
     except ModelPackError as exc:
         raise ServiceError(f"not a usable qc model: {exc}", 400) from exc
     if info.product != product.name:
         raise ServiceError(
-            f"the model was trained for product {info.product!r}, not {product.name!r}", 400
+            f"the model was trained for product {info.product!r}, not {product.name!r}; "
+            f"train one for it with `qc train DATA --product {product.name} ...`, or upload "
+            f"this one with --product {info.product}", 400
         )
     sha = file_sha256(path)
     version = db.scalar(
@@ -245,7 +249,8 @@ def model_dict(v: ModelVersion, active_id: int | None = None) -> dict:
 def station_dict(s: Station) -> dict:
     """JSON view of a station (never its key)."""
     seen = s.last_seen_at.isoformat() if s.last_seen_at else None
-    return {"name": s.name, "line": s.line, "active": s.active, "last_seen_at": seen}
+    return {"name": s.name, "line": s.line, "active": s.active, "last_seen_at": seen,
+            "products": sorted(p.name for p in s.products)}
 
 
 def user_dict(u: User) -> dict:

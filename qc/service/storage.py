@@ -65,11 +65,16 @@ class Storage:
             raise
         return relative
 
+    @staticmethod
+    def inspection_path(kind: str, inspection_id: str, when: datetime, suffix: str) -> str:
+        """Where an 'images' or 'heatmaps' file goes: kind/YYYY/MM/DD/<id>.<suffix>."""
+        return f"{kind}/{when:%Y/%m/%d}/{inspection_id}.{suffix}"
+
     def save_inspection_file(
         self, kind: str, inspection_id: str, when: datetime, data: bytes, suffix: str
     ) -> str:
-        """Store an 'images' or 'heatmaps' file as kind/YYYY/MM/DD/<id>.<suffix>."""
-        return self.save_bytes(f"{kind}/{when:%Y/%m/%d}/{inspection_id}.{suffix}", data)
+        """Store an 'images' or 'heatmaps' file at inspection_path()."""
+        return self.save_bytes(self.inspection_path(kind, inspection_id, when, suffix), data)
 
     def save_model(self, source: Path, sha256: str) -> str:
         """Copy a model package to models/<sha256>.onnx (once) and return the relative path."""

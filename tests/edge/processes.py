@@ -53,8 +53,9 @@ class ServiceProcess:
 
     def setup(self, station: str, product: str, model: Path) -> str:
         """Create the station, product and active model; returns the station's API key."""
-        key = self.qc("stations", "create", "--name", station).strip().splitlines()[-1]
         self.qc("products", "create", "--name", product)
+        key = self.qc("stations", "create", "--name", station, "--product", product)
+        key = key.strip().splitlines()[-1]
         self.qc("models", "upload", str(model), "--product", product, "--activate")
         return key
 

@@ -111,3 +111,14 @@ def test_no_active_model_and_fixed_model(tmp_path, fake_service, versions):
     assert fixed.load() is not None and fixed.version == "v3"
     assert fixed.refresh() is False
     assert json.loads(json.dumps(fixed.state())) == {"current": None, "previous": None}
+
+
+def test_a_percent_encoded_version_label_is_decoded(tmp_path, fake_service, versions):
+    """The service percent-encodes X-Model-Version (issue 14, row 6): any script arrives."""
+    from urllib.parse import quote
+
+    label = "деталь-2026-12-01"
+    _publish(fake_service, versions["v1"], quote(label, safe=""))
+    cache = _cache(tmp_path, fake_service.url)
+    assert cache.refresh() is True
+    assert cache.state()["current"]["version"] == label  # as recorded from the header

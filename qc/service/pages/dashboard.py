@@ -50,8 +50,10 @@ class Period:
                 if args.get("from")
                 else last - timedelta(days=DEFAULT_DAYS[bucket] - 1)
             )
-        except ValueError:
-            raise ServiceError("dates must look like 2026-03-31") from None
+        except (ValueError, OverflowError):
+            raise ServiceError("dates must look like 2026-03-31, from 1970 on") from None
+        if first.year < 1970 or last.year >= 9000:
+            raise ServiceError("dates must lie between 1970 and 9000")
         if first > last:
             raise ServiceError("the first day must not be after the last day")
         return cls(first, last, bucket, args.get("product", ""), args.get("station", ""))

@@ -25,8 +25,8 @@ from tests.support.postgres import require_postgres
 from tests.support.tiny_model import make_tiny_model
 
 ROLES = ("operator", "manager", "engineer", "admin")
-TABLES = ("inspection_counts", "inspections", "model_activations", "model_versions", "products",
-          "stations", "users")
+TABLES = ("inspection_counts", "station_products", "inspections", "model_activations",
+          "model_versions", "products", "stations", "users")
 
 
 @pytest.fixture(scope="session")
@@ -105,8 +105,8 @@ def plant(app, tmp_path) -> Plant:
         for role in ROLES:
             user, _ = registry.create_user(db, role, role, "password-" + role)
             out.keys[role] = registry.issue_key(user)
-        _station, out.keys["station"] = registry.create_station(db, "s1", "line 1")
         product = registry.create_product(db, "widget", "W-1")
+        _station, out.keys["station"] = registry.create_station(db, "s1", "line 1", ["widget"])
         registry.upload_model(db, get_storage(), out.model_path, product, "admin", activate=True)
         db.commit()
     return out

@@ -41,6 +41,7 @@ EXPECTED = {
     "api.activate": {"engineer"},
     "api.list_stations": {"manager", "engineer"},
     "api.create_station": set(),
+    "api.update_station": set(),
     "api.rotate_station_key": set(),
     "api.list_users": set(),
     "api.create_user": set(),

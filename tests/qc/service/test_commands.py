@@ -66,7 +66,7 @@ def test_products_and_models_commands(run, app, tmp_path):
         assert (gear.escape_cost, gear.manual_miss_rate, gear.qc_cost_per_unit) == (90, 0.3, 0.02)
         assert gear.internal_failure_cost == 2.0  # default
     bad = run(commands.products, "set", "--name", "gear", "--manual-miss-rate", "5", ok=False)
-    assert "fraction" in bad.output
+    assert "within 0..1" in bad.output
     v1 = make_tiny_model(tmp_path / "v1.onnx", product="gear", version="g-1")
     v2 = make_tiny_model(tmp_path / "v2.onnx", product="gear", version="g-2", threshold=0.4)
     assert "active" in run(commands.models, "upload", str(v1), "--product", "gear",
@@ -96,11 +96,49 @@ def test_db_commands(run, app, client, plant):
     assert "retention: 0 files" in run(commands.db, "retention").stdout
 
 
-def test_serve_runs_the_app(run, app, monkeypatch):
+def test_serve_runs_the_app_under_gunicorn(run, app, monkeypatch):
+    from gunicorn.app.base import BaseApplication
+
     calls = {}
-    monkeypatch.setattr(app, "run", lambda **kw: calls.update(kw))
+
+    def fake_run(self):
+        calls.update({k: self.cfg.settings[k].get() for k in ("bind", "worker_class")})
+        calls["app"] = self.load()
+
+    monkeypatch.setattr(BaseApplication, "run", fake_run)
     run(commands.serve, "--port", "8123")
-    assert calls["port"] == 8123 and calls["host"] == "127.0.0.1"
+    assert calls == {"bind": ["127.0.0.1:8123"], "worker_class": "gthread", "app": app}
+
+
+def test_serve_falls_back_to_waitress_without_gunicorn(app, monkeypatch):
+    import sys
+
+    import waitress
+
+    from qc.service import server
+
+    calls = {}
+    monkeypatch.setitem(sys.modules, "gunicorn.app.base", None)  # as on Windows
+    monkeypatch.setattr(waitress, "serve", lambda wsgi, **kw: calls.update(kw, app=wsgi))
+    server.serve(lambda: app, "127.0.0.1", 8124, threads=4)
+    assert calls == {"host": "127.0.0.1", "port": 8124, "threads": 4, "app": app}
+
+
+def test_commands_log_migrations_only_when_verbose(db_url, tmp_path, monkeypatch, caplog):
+    import logging
+
+    monkeypatch.setenv("QC_DATABASE_URL", f"sqlite:///{tmp_path / 'fresh.sqlite3'}")
+    monkeypatch.setenv("QC_INSTANCE_PATH", str(tmp_path / "inst"))
+    monkeypatch.setenv("QC_SECRET_KEY", "test")
+    for flags, expect in (([], False), (["-v"], True)):
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG):
+            result = CliRunner().invoke(cli, [*flags, "db", "upgrade"])
+        assert result.exit_code == 0, result.output
+        migrated = [r for r in caplog.records if r.name.startswith("alembic")
+                    and r.levelno == logging.INFO]
+        assert bool(migrated) is expect
+        monkeypatch.setenv("QC_DATABASE_URL", f"sqlite:///{tmp_path / 'other.sqlite3'}")
 
 
 def test_qc_entry_point_uses_the_environment(db_url, tmp_path, monkeypatch, app):

@@ -241,15 +241,18 @@ def test_results_with_a_bad_source_name_are_rejected_one_by_one(client, plant, a
 
 def test_spec_describes_the_flags_edge_results_carry(client):
     spec = client.get("/api/v1/openapi.json").json
-    result = spec["components"]["schemas"]["Result"]["properties"]
-    assert result["flags"]["type"] == "array"
-    assert result["source_name"]["maxLength"] == 255
+    schemas = spec["components"]["schemas"]
+    result = schemas["ResultIn"]["properties"]
+    flags, name = result["flags"]["anyOf"][0], result["source_name"]["anyOf"][0]
+    assert flags["type"] == "array" and flags["maxItems"] == 16
+    assert name["maxLength"] == 255
     assert "not stored" not in result["source_name"]["description"]
-    inspection = spec["components"]["schemas"]["Inspection"]["properties"]
+    inspection = schemas["InspectionOut"]["properties"]
     assert {"flags", "operator_flag", "review", "source_name"} <= set(inspection)
     listed = spec["paths"]["/inspections"]["get"]["responses"]["200"]
-    assert listed["content"]["application/json"]["schema"]["properties"]["items"]["items"][
-        "properties"]["flags"]["type"] == "array"
+    ref = listed["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    item = schemas[ref]["properties"]["items"]["items"]["$ref"].rsplit("/", 1)[1]
+    assert schemas[item]["properties"]["flags"]["type"] == "array"
 
 
 def test_results_body_must_be_a_list_and_not_too_long(client, plant, app):
@@ -265,12 +268,12 @@ def test_image_for_an_edge_result(client, plant):
     client.post("/api/v1/results", headers=plant.auth("station"), json=[result])
     url = f"/api/v1/inspections/{result['id']}/image"
     assert client.get(url, headers=plant.auth("station")).status_code == 404
+    bad = client.put(url, headers=plant.auth("station"), data={"image": upload(b"junk")})
+    assert bad.status_code == 400
     put = client.put(url, headers=plant.auth("station"),
                      data={"image": upload(png(200)), "heatmap": upload(png(100), "h.png")})
     assert put.status_code == 200 and put.json["heatmap_url"]
     assert client.get(url, headers=plant.auth("station")).data == png(200)
-    bad = client.put(url, headers=plant.auth("station"), data={"image": upload(b"junk")})
-    assert bad.status_code == 400
 
 
 def test_naive_timestamps_are_utc_and_times_come_back_aware(client, plant):

@@ -136,3 +136,25 @@ def test_0003_adds_source_name_and_drops_it_again(db_url):
         _sql(db_url, *[(f"DELETE FROM {t}", {}) for t in ("inspections", "products", "users")])
         migrate.upgrade(db_url)
     assert _diff(db_url) == []
+
+
+def test_0004_links_existing_stations_to_every_product_and_back(db_url):
+    migrate.downgrade(db_url, "0003")
+    at = datetime(2026, 3, 2, 10, tzinfo=timezone.utc)
+    tables = ("station_products", "inspections", "stations", "products", "users")
+    try:
+        _seed_0001(db_url)
+        _sql(db_url, ("INSERT INTO stations (id, name, api_key_hash, active, created_at) "
+                      "VALUES (7, 's7', 'h', true, :at)", {"at": at}))
+        migrate.upgrade(db_url)
+        assert _sql(db_url, ("SELECT station_id, product_id FROM station_products", {})) == [
+            (7, 1)]  # an upgrade stops no station
+        assert _sql(db_url, ("SELECT DISTINCT session_epoch FROM users", {})) == [(0,)]
+        migrate.downgrade(db_url, "0003")
+        assert "station_products" not in migrate.current_tables(db_url)
+        assert "session_epoch" not in _columns(db_url, "users")
+    finally:
+        _sql(db_url, *[(f"DELETE FROM {t}", {}) for t in tables
+                       if t in migrate.current_tables(db_url)])
+        migrate.upgrade(db_url)
+    assert _diff(db_url) == []
