@@ -39,17 +39,23 @@ from training.evaluate import evaluate
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[1]
-CODE = ("training", "qc/imaging.py", "qc/inference.py", "qc/modelpack.py")
+# The code a mode's result depends on: a change elsewhere keeps its cached rows.
+COMMON = ("training/backbone.py", "training/calibration.py", "training/commands.py",
+          "training/config.py", "training/data.py", "training/evaluate.py", "training/export.py",
+          "qc/imaging.py", "qc/inference.py", "qc/modelpack.py")
+MODE_CODE = {
+    "supervised": ("training/supervised.py", "training/supervised_fit.py", "training/loops.py"),
+    "anomaly": ("training/anomaly.py", "training/anomaly_fit.py"),
+}
+MODE_CODE["auto"] = (*MODE_CODE["supervised"], *MODE_CODE["anomaly"], "training/auto.py")
 LATENCY_IMAGES = 20
 
 
-def code_hash() -> str:
-    """Hash of the code a result depends on: a changed default invalidates the cache."""
+def code_hash(mode: str) -> str:
+    """Hash of the code a mode's result depends on: a changed default invalidates the cache."""
     digest = hashlib.sha256()
-    for part in CODE:
-        path = ROOT / part
-        for f in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
-            digest.update(f.relative_to(ROOT).as_posix().encode() + f.read_bytes())
+    for part in sorted((*COMMON, *MODE_CODE[mode])):
+        digest.update(part.encode() + (ROOT / part).read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -207,11 +213,12 @@ def run(sets: list[BenchSet], modes: list[str], out: Path, threads: int | None =
     out.mkdir(parents=True, exist_ok=True)
     cache_path = out / "cache.json"
     cache = {} if fresh or not cache_path.exists() else json.loads(cache_path.read_text())
-    key_code = code_hash() + json.dumps(overrides or {}, sort_keys=True)
+    extra = json.dumps(overrides or {}, sort_keys=True)
+    hashes = {mode: code_hash(mode) for mode in modes}
     rows = []
     for bset in sets:
         for mode in modes:
-            key = f"{bset.name}|{mode}|{key_code}"
+            key = f"{bset.name}|{mode}|{hashes[mode]}{extra}"
             if key not in cache:
                 log.info("%s, %s mode: training", bset.name, mode)
                 with tempfile.TemporaryDirectory() as tmp:

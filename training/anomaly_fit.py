@@ -71,11 +71,16 @@ def fit_anomaly(config: TrainConfig, model_config: PatchCoreConfig | None = None
     calib = held_good + defects
     labels = np.array([s.label for s in calib])
     want_ref = needs_position_reference(model.config.position_norm, len(defects))
-    bank_info, ref = build_bank(model, train, store, prep, config, want_ref)
+    bank_info, ref, oof = build_bank(model, train, store, prep, config, want_ref)
     dists = patch_distances(model, calib, store, prep)  # (N, h, w), before normalization
     bank_info.update(choose_position_norm(model, ref, dists, labels))
     maps = [] if any(s.mask_path for s in defects) else None  # for pixel AUROC
     raw = score_distances(model, dists, maps)
+    # The threshold rests on every good image: held out, plus the training ones scored without
+    # their part (not when the position reference is applied: it was fit on those distances)
+    if oof is not None and not bank_info["position_norm"]:
+        calib, raw, labels = (calib + train, np.append(raw, score_distances(model, oof)),
+                              np.append(labels, np.zeros(len(train), int)))
     threshold = (select_threshold(raw, labels, config.target_recall, config.max_frr)
                  if len(defects)
                  else good_only_threshold(raw, config.target_frr))
@@ -142,19 +147,21 @@ def batches(samples: list[Sample], store: ImageStore, prep, desc: str):
 
 @torch.no_grad()
 def build_bank(model: PatchCore, train: list[Sample], store: ImageStore, prep,
-               config: TrainConfig, want_ref: bool) -> tuple[dict, torch.Tensor | None]:
+               config: TrainConfig, want_ref: bool):
     """Extract patch features of the training images and keep a greedy coreset as the bank.
 
-    With want_ref, first learn the per-position reference from leave-parts-out banks and
-    return it (not yet applied: choose_position_norm decides).
+    Before that, every training image is scored against a bank built without its part
+    (leave-parts-out): these distances (N, h, w) calibrate the threshold on all good images,
+    not only the few held out, and with want_ref their per-position maximum is the position
+    reference (returned, not yet applied: choose_position_norm decides).
+    Returns (info, reference or None, leave-parts-out distances or None).
     """
     device = next(model.buffers()).device
     embs = [model.embed(x.to(device)).cpu() for x in batches(train, store, prep, "features")]
     embs = torch.cat(embs)  # (N, D, h, w)
-    ref, folds = None, 0
-    if want_ref:
-        groups = group_keys(train, config.group_by, config.group_size)
-        ref, folds = position_reference(model, embs, groups, config)
+    groups = group_keys(train, config.group_by, config.group_size)
+    oof, folds = leave_parts_out(model, embs, groups, config)
+    ref = oof.max(dim=0).values if want_ref and oof is not None else None
     feats = flatten(embs)  # (P, D)
     k = model.bank_size(len(feats), config.coreset_ratio)
     t = time.perf_counter()
@@ -163,7 +170,7 @@ def build_bank(model: PatchCore, train: list[Sample], store: ImageStore, prep,
              time.perf_counter() - t)
     return {"bank_size": k, "n_patches": len(feats), "coreset_ratio": config.coreset_ratio,
             "layers": list(model.config.stages), "feature_dim": model.feature_dim,
-            "position_folds": folds}, ref
+            "position_folds": folds}, ref, oof
 
 
 def needs_position_reference(mode: str, n_defects: int) -> bool:
@@ -200,32 +207,37 @@ def flatten(embs: torch.Tensor) -> torch.Tensor:
     return embs.permute(0, 2, 3, 1).reshape(-1, embs.shape[1])
 
 
-@torch.no_grad()
 def position_reference(model: PatchCore, embs: torch.Tensor, groups: list[str],
                        config: TrainConfig) -> tuple[torch.Tensor | None, int]:
-    """Per-position max (h, w) of training patches' distances to banks built without their part.
+    """Per-position max (h, w) of training patches' distances to banks built without their part:
+    what a new good part reaches at each place. Returns (None, 0) with under two parts."""
+    dists, folds = leave_parts_out(model, embs, groups, config)
+    return (None, 0) if dists is None else (dists.max(dim=0).values, folds)
 
-    Each fold of parts is scored against a coreset of the other folds, so the reference is
-    what a new good part reaches at each place. Returns (None, 0) with under two parts.
-    """
+
+@torch.no_grad()
+def leave_parts_out(model: PatchCore, embs: torch.Tensor, groups: list[str],
+                    config: TrainConfig) -> tuple[torch.Tensor | None, int]:
+    """Nearest-bank distances (N, h, w) of each training image against a coreset of the other
+    folds of parts, and the number of folds; (None, 0) with under two parts."""
     keys = sorted(set(groups))
     n_folds = min(model.config.position_folds, len(keys))
     if n_folds < 2:
-        log.warning("position normalization skipped: the good images form one part")
+        log.warning("leave-parts-out scores skipped: the good images form one part")
         return None, 0
     order = np.random.default_rng(config.seed).permutation(len(keys))
     fold_of = {keys[j]: i % n_folds for i, j in enumerate(order)}
     fold = np.array([fold_of[g] for g in groups])
     device = next(model.buffers()).device
-    ref = torch.zeros(model.grid_hw)
-    for f in tqdm(range(n_folds), desc="position reference", unit="fold", leave=False):
+    out = torch.zeros(len(embs), *model.grid_hw)
+    for f in tqdm(range(n_folds), desc="leave-parts-out banks", unit="fold", leave=False):
         rest = flatten(embs[torch.from_numpy(fold != f)])  # (P', D)
         k = model.bank_size(len(rest), config.coreset_ratio)
         model.set_bank(rest[greedy_coreset(rest, k, seed=config.seed + f)].to(device))
-        for chunk in embs[torch.from_numpy(fold == f)].split(BATCH):
-            dist = model.nearest(chunk.to(device)).cpu()  # (B, h, w)
-            ref = torch.maximum(ref, dist.max(dim=0).values)
-    return ref, n_folds
+        idx = np.flatnonzero(fold == f)
+        for chunk in np.array_split(idx, max(1, len(idx) // BATCH)):
+            out[chunk] = model.nearest(embs[chunk].to(device)).cpu()  # (B, h, w)
+    return out, n_folds
 
 
 @torch.no_grad()
