@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint venv samples bench clean
+.PHONY: run test lint venv samples bench bench-accuracy clean
 
 # Create or refresh the virtual environment whenever pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -37,6 +37,11 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.stats_latency
 	$(BIN)/python -m bench.report_latency
 	$(BIN)/python -m bench.edge_latency
+	$(BIN)/python -m bench.hostile_images
+
+# Train the defaults on every real data set and inspect the held-out parts (docs/benchmarks.md).
+bench-accuracy: $(STAMP)
+	$(BIN)/python -m bench.accuracy
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
