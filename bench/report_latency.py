@@ -11,17 +11,14 @@ units). --db PATH keeps (and reuses) the SQLite file.
 
 from __future__ import annotations
 
-import argparse
-import logging
 import statistics
 import tempfile
 import time
 from datetime import date, timedelta
 from pathlib import Path
 
-from bench.stats_latency import _seeded
+from bench.stats_latency import _seeded, plant_app, plant_args
 from qc.reports.signing import verify_bytes
-from qc.service import create_app
 from qc.service.database import get_session
 from qc.service.documents import get_keyring
 
@@ -58,21 +55,10 @@ def print_figures(payload: dict) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--days", type=int, default=365)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--db", type=Path, help="SQLite file to keep (reused if seeded)")
-    parser.add_argument("--db-url", help="any SQLAlchemy URL (e.g. PostgreSQL) instead")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
+    args = plant_args(__doc__.splitlines()[0], days=365, runs=3)
     with tempfile.TemporaryDirectory(prefix="qc-bench-") as tmp:
         root = Path(tmp)
-        url = args.db_url or f"sqlite:///{(args.db or root / 'report.sqlite3').resolve()}"
-        data_dir = (args.db.parent / "bench-data") if args.db else root / "data"
-        app = create_app({"INSTANCE_PATH": str(root / "instance"), "DATA_DIR": str(data_dir),
-                          "DATABASE_URL": url, "SECRET_KEY": "bench",
-                          "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000"})
+        app = plant_app(root, args, "report")
         with app.app_context():
             key = _seeded(get_session(), root, args)
             trusted = get_keyring().public_keys()

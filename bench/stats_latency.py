@@ -116,22 +116,33 @@ def time_queries(app, key: str, days: int, runs: int) -> float:
     return worst
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def plant_args(description: str, days: int, runs: int) -> argparse.Namespace:
+    """The options of a bench over a seeded plant database (rows, days, runs, --db, --db-url)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--days", type=int, default=90)
-    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--days", type=int, default=days)
+    parser.add_argument("--runs", type=int, default=runs)
     parser.add_argument("--db", type=Path, help="SQLite file to keep (reused if seeded)")
     parser.add_argument("--db-url", help="any SQLAlchemy URL (e.g. PostgreSQL) instead")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    return args
+
+
+def plant_app(root: Path, args: argparse.Namespace, name: str):
+    """The service app on the bench's database (args.db / args.db_url, else a temporary one)."""
+    url = args.db_url or f"sqlite:///{(args.db or root / f'{name}.sqlite3').resolve()}"
+    data_dir = (args.db.parent / "bench-data") if args.db else root / "data"
+    return create_app({"INSTANCE_PATH": str(root / "instance"), "DATA_DIR": str(data_dir),
+                       "DATABASE_URL": url, "SECRET_KEY": "bench",
+                       "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000"})
+
+
+def main() -> None:
+    args = plant_args(__doc__.splitlines()[0], days=90, runs=15)
     with tempfile.TemporaryDirectory(prefix="qc-bench-") as tmp:
         root = Path(tmp)
-        url = args.db_url or f"sqlite:///{(args.db or root / 'stats.sqlite3').resolve()}"
-        data_dir = (args.db.parent / "bench-data") if args.db else root / "data"
-        app = create_app({"INSTANCE_PATH": str(root / "instance"), "DATA_DIR": str(data_dir),
-                          "DATABASE_URL": url, "SECRET_KEY": "bench",
-                          "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000"})
+        app = plant_app(root, args, "stats")
         with app.app_context():
             db = get_session()
             key = _seeded(db, root, args)
