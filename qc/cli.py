@@ -22,6 +22,7 @@ COMMANDS = {
     "products": ("qc.service.commands", "products", "service"),
     "models": ("qc.service.commands", "models", "service"),
     "db": ("qc.service.commands", "db", "service"),
+    "worker": ("qc.service.jobs.worker", "worker", "service,train"),
 }
 
 

@@ -42,6 +42,7 @@ from qc.service.ingest import (
     server_row,
     touch_station,
 )
+from qc.service.jobs import api as jobs_api
 from qc.service.queries import (
     file_url,
     get_visible,
@@ -344,3 +345,4 @@ def dataset() -> Any:
 
 
 catalog.register(bp)
+jobs_api.register(bp)

@@ -20,10 +20,15 @@ log = logging.getLogger(__name__)
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--no-worker", is_flag=True, help="Do not start a training worker beside it.")
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int) -> None:
+def serve(ctx: click.Context, host: str, port: int, no_worker: bool) -> None:
     """Run the service (development server; production: see docs/service.md, gunicorn)."""
     app = app_from_context(ctx)
+    if not no_worker:
+        from qc.service.jobs.child import start_local_worker
+
+        start_local_worker(app)
     click.echo(
         f"qc service on http://{host}:{port}/ (production: gunicorn -w 4 "
         "'qc.service:create_app()')",
@@ -41,8 +46,9 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
               help="A flange model to use instead of training one on the sample images.")
 @click.option("--reset", is_flag=True, help="Start over with fresh data (keeps the model).")
 @click.option("--no-serve", is_flag=True, help="Prepare the demo and exit.")
+@click.option("--no-worker", is_flag=True, help="Do not start a training worker beside it.")
 def demo(host: str, port: int, instance: Path | None, model: Path | None, reset: bool,
-         no_serve: bool) -> None:
+         no_serve: bool, no_worker: bool) -> None:
     """Start a demo plant on SQLite: the sample model, demo users and 30 days of history."""
     import os
     import time
@@ -58,6 +64,10 @@ def demo(host: str, port: int, instance: Path | None, model: Path | None, reset:
     url = f"http://{host}:{port}/"
     click.echo(plant.banner(url, done, instance, time.perf_counter() - start))
     if not no_serve:
+        if not no_worker:
+            from qc.service.jobs.child import start_local_worker
+
+            start_local_worker(app)
         app.run(host=host, port=port, threaded=True, use_reloader=False)
 
 
