@@ -344,5 +344,5 @@ def dataset() -> Any:
     return send_zip(request_filters())
 
 
-catalog.register(bp)
 jobs_api.register(bp)
+catalog.register(bp)

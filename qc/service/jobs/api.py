@@ -13,7 +13,7 @@ from flask import Blueprint, current_app, jsonify, request, send_file, url_for
 from sqlalchemy import func, select
 from werkzeug.datastructures import FileStorage
 
-from qc.db.models import Product, TaughtPhoto, TrainingJob, utcnow
+from qc.db.models import ModelVersion, Product, TaughtPhoto, TrainingJob, utcnow
 from qc.service import registry
 from qc.service.auth import current_principal, roles_required
 from qc.service.database import get_session
@@ -147,6 +147,26 @@ def training_job_report(job_id: int) -> Any:
     return send_file(get_storage().resolve(job.report_path), mimetype="text/html")
 
 
+@roles_required("engineer")
+def compare_model(model_id: int) -> Any:
+    """A model version against its product's active model on the last ?last=N reviewed results."""
+    from qc.service.compare import DEFAULT_LAST, MAX_LAST, compare
+    from qc.service.runner import get_inspectors
+
+    db = get_session()
+    version = db.get(ModelVersion, model_id)
+    if version is None:
+        raise ServiceError(f"no model version {model_id}", 404)
+    try:
+        last = int(request.args.get("last") or DEFAULT_LAST)
+    except ValueError:
+        raise ServiceError("last must be a whole number") from None
+    if not 1 <= last <= MAX_LAST:
+        raise ServiceError(f"last must be 1 to {MAX_LAST}")
+    result = compare(db, get_storage(), get_inspectors(), current_principal(), version, last)
+    return result.as_dict()
+
+
 ROUTES = (
     ("/training-jobs", start_training_job, "POST"),
     ("/training-jobs", list_training_jobs, "GET"),
@@ -154,6 +174,7 @@ ROUTES = (
     ("/training-jobs/<int:job_id>/cancel", cancel_training_job, "POST"),
     ("/training-jobs/<int:job_id>/retry", retry_training_job, "POST"),
     ("/training-jobs/<int:job_id>/report", training_job_report, "GET"),
+    ("/models/<int:model_id>/comparison", compare_model, "GET"),
 )
 
 

@@ -10,8 +10,8 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Register the station, dashboard and review blueprints."""
-    from qc.service.pages import dashboard, review, station
+    """Register the station, dashboard, review and models blueprints."""
+    from qc.service.pages import dashboard, models, review, station
 
-    for module in (station, dashboard, review):
+    for module in (station, dashboard, review, models):
         module.init_app(app)

@@ -23,8 +23,19 @@ def start(client, plant, role="engineer", data=None, **fields):
     return client.post("/api/v1/training-jobs", data=form, headers=plant.auth(role))
 
 
+@pytest.fixture(scope="session")
+def cli_model(tiny_dataset, tmp_path_factory):
+    """What `qc train` makes of the tiny dataset with the FAST options (trained once)."""
+    out = tmp_path_factory.mktemp("cli") / "cli.onnx"
+    result = CliRunner().invoke(cli, ["train", str(tiny_dataset), "--out", str(out),
+                                      "--product", "widget", "--size", FAST["size"],
+                                      "--mode", FAST["mode"], "--epochs", FAST["epochs"]])
+    assert result.exit_code == 0, result.output
+    return out
+
+
 def test_job_trains_the_cli_model_and_reports(app, client, plant, queue, dataset_zip,
-                                              tiny_dataset, tmp_path):
+                                              cli_model):
     response = start(client, plant, data=dataset_zip)
     assert response.status_code == 201, response.get_json()
     job = response.get_json()
@@ -39,11 +50,6 @@ def test_job_trains_the_cli_model_and_reports(app, client, plant, queue, dataset
     report = client.get(body["report_url"], headers=plant.auth("engineer"))
     assert report.status_code == 200 and b"<html" in report.data.lower()
 
-    cli_model = tmp_path / "cli.onnx"
-    result = CliRunner().invoke(cli, ["train", str(tiny_dataset), "--out", str(cli_model),
-                                      "--product", plant.product, "--size", "32x48",
-                                      "--epochs", "1"])
-    assert result.exit_code == 0, result.output
     with app.app_context():
         job_row = store.get_job(get_session(), job["id"])
         job_info = read_info(get_storage().resolve(job_row.model_version.path))
