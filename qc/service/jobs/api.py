@@ -10,17 +10,17 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request, send_file, url_for
-from sqlalchemy import func, select
+from sqlalchemy import select
 from werkzeug.datastructures import FileStorage
 
-from qc.db.models import ModelVersion, Product, TaughtPhoto, TrainingJob, utcnow
+from qc.db.models import ModelVersion, Product, TrainingJob, utcnow
 from qc.service import registry
 from qc.service.auth import current_principal, roles_required
 from qc.service.database import get_session
 from qc.service.dataset import label_counts
 from qc.service.errors import ServiceError
 from qc.service.jobs import options as job_options
-from qc.service.jobs import store
+from qc.service.jobs import store, teach
 from qc.service.jobs.queue import get_queue
 from qc.service.jobs.upload import DatasetZipError, unpack
 from qc.service.queries import Filters
@@ -79,21 +79,12 @@ def _keep_zip(upload: FileStorage) -> tuple[str, int, int]:
 
 def product_counts(db, product: Product) -> tuple[int, int]:
     """(good, defect) images a job without a zip would train on."""
-    counts = taught_counts(db, product)
+    counts = teach.taught_counts(db, product)
     for folder, n in label_counts(db, Filters(product=product.name, reviewed=True),
                                   current_principal()).items():
         counts[folder.removeprefix("defect/")] = counts.get(folder.removeprefix("defect/"), 0) + n
     good = counts.pop("good", 0)
     return good, sum(counts.values())
-
-
-def taught_counts(db, product: Product) -> dict[str, int]:
-    """Taught photos per label."""
-    rows = db.execute(
-        select(TaughtPhoto.label, func.count()).where(TaughtPhoto.product_id == product.id)
-        .group_by(TaughtPhoto.label)
-    )
-    return {label: int(n) for label, n in rows}
 
 
 @roles_required(*VIEWERS)
@@ -179,6 +170,6 @@ ROUTES = (
 
 
 def register(bp: Blueprint) -> None:
-    """Add the training-job routes to the api blueprint."""
-    for rule, view, method in ROUTES:
+    """Add the training-job and teach-mode routes to the api blueprint."""
+    for rule, view, method in ROUTES + teach.ROUTES:
         bp.add_url_rule(rule, view_func=view, methods=[method])

@@ -51,6 +51,8 @@ EXPECTED = {
     "api.retry_training_job": {"engineer"},
     "api.training_job_report": {"manager", "engineer"},
     "api.compare_model": {"engineer"},
+    "api.teach_photo": {"operator", "engineer"},
+    "api.taught_photos": {"operator", "engineer"},
 }
 PUBLIC = {"api.health", "api.openapi_spec"}
 PRINCIPALS = (STATION, "operator", "manager", "engineer", "admin")
