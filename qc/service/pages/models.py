@@ -11,7 +11,7 @@ from typing import Any
 from flask import Blueprint, Flask, abort, render_template, request
 from sqlalchemy import select
 
-from qc.db.models import ModelActivation, ModelVersion
+from qc.db.models import ModelActivation, ModelVersion, TrainingJob
 from qc.service.auth import current_principal
 from qc.service.compare import DEFAULT_LAST, MAX_LAST, compare
 from qc.service.database import get_session
@@ -62,9 +62,11 @@ def compare_page(model_id: int) -> Any:
         abort(404, f"no model version {model_id}")
     last = _last(request.args.get("last"))
     result = compare(db, get_storage(), get_inspectors(), current_principal(), version, last)
+    job = db.scalar(select(TrainingJob).where(TrainingJob.model_version_id == version.id)
+                    .order_by(TrainingJob.id.desc()).limit(1))
     return render_template("compare.html", version=version, product=version.product,
-                           c=result, last=last, is_active=version.product.active_model_id
-                           == version.id)
+                           c=result, last=last, job=job,
+                           is_active=version.product.active_model_id == version.id)
 
 
 def _last(raw: str | None) -> int:
