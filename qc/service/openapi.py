@@ -270,6 +270,91 @@ DETAILS: dict[str, dict] = {
     "api.list_models": {"parameters": [_q("product", "product name")]},
 }
 
+# --- Training jobs and teach mode (qc/service/jobs/) ---
+NULLABLE_INT = {"type": ["integer", "null"]}
+TRAINING_JOB = {
+    "type": "object",
+    "required": ["id", "state", "progress", "stage", "model_version", "report_url"],
+    "properties": {
+        "id": INT,
+        "product": STR,
+        "state": {"enum": ["queued", "running", "succeeded", "failed", "cancelled"]},
+        "progress": {**NUM, "minimum": 0, "maximum": 1},
+        "stage": NULLABLE_STR,
+        "eta_s": {"type": ["number", "null"], "description": "seconds left (running jobs)"},
+        "options": {"type": "object", "description": "mode, size, epochs, ..."},
+        "model_id": NULLABLE_INT,
+        "model_version": NULLABLE_STR,
+        "report_url": NULLABLE_STR,
+        "error": NULLABLE_STR,
+        "retry_of": NULLABLE_INT,
+        "created_by": NULLABLE_STR,
+        "log": {**STR, "description": "GET /training-jobs/{job_id} only: the log's tail"},
+    },
+}
+TAUGHT_COUNTS = {
+    "type": "object",
+    "properties": {"product": STR, "good": INT, "defect": INT,
+                   "defect_types": {"type": "object"}, "need": {"type": ["object", "null"]}},
+}
+DETAILS.update({
+    "api.start_training_job": {
+        "requestBody": _multipart(
+            {
+                "product": STR,
+                "mode": {**STR, "description": "one of `qc train --mode`; default: its default"},
+                "size": {**STR, "description": "320 or WxH"},
+                "epochs": INT,
+                "patience": INT,
+                "max_minutes": NUM,
+                "seed": INT,
+                "dataset": {"type": "string", "format": "binary",
+                            "description": "zip in the qc train layout; default: the "
+                                           "product's reviewed results and taught photos"},
+            },
+            ["product"],
+        ),
+        "responses": {
+            "201": _ok("queued", TRAINING_JOB),
+            "400": _ok("bad options or dataset (the message says what)", ERROR),
+            "404": _ok("no such product", ERROR),
+            "409": _ok("the product already has a job queued or running", ERROR),
+        },
+    },
+    "api.list_training_jobs": {
+        "parameters": [_q("product", "product name")],
+        "responses": {"200": _ok("newest first", {
+            "type": "object", "properties": {"items": {"type": "array", "items": TRAINING_JOB}}})},
+    },
+    "api.get_training_job": {"responses": {"200": _ok("the job", TRAINING_JOB)}},
+    "api.cancel_training_job": {"responses": {
+        "200": _ok("cancelled (queued) or asked to stop (running)", TRAINING_JOB),
+        "409": _ok("already finished", ERROR)}},
+    "api.retry_training_job": {"responses": {
+        "201": _ok("a new queued job with the same options and data", TRAINING_JOB),
+        "409": _ok("not failed or cancelled, or another job runs", ERROR)}},
+    "api.training_job_report": {"responses": {
+        "200": _ok("evaluation report", {"type": "string"}, "text/html")}},
+    "api.compare_model": {
+        "parameters": [_q("last", "reviewed results compared (1..1000, default 100)", INT)],
+        "responses": {"200": _ok("recall, false rejects and disagreements of both models", {
+            "type": "object", "properties": {
+                "units": INT, "candidate": {"type": "object"},
+                "active": {"type": ["object", "null"]}, "disagreement_count": INT,
+                "disagreements": {"type": "array"}}})},
+    },
+    "api.teach_photo": {
+        "requestBody": _multipart(
+            {"image": {"type": "string", "format": "binary"},
+             "label": {**STR, "description": "good, or the defect type"}},
+            ["image", "label"],
+        ),
+        "responses": {"201": _ok("stored as a training photo", TAUGHT_COUNTS)},
+    },
+    "api.taught_photos": {"responses": {"200": _ok("counts", TAUGHT_COUNTS)}},
+})
+# --- end of training jobs ---
+
 
 def _operation(app: Flask, endpoint: str, method: str) -> dict:
     view = app.view_functions[endpoint]
