@@ -28,6 +28,7 @@ def start_local_worker(app: Flask) -> subprocess.Popen | None:
         "QC_DATA_DIR": str(app.config["DATA_DIR"]),
         "QC_INSTANCE_PATH": app.instance_path,
         "QC_AUTO_MIGRATE": "0",
+        "QC_WORKER_PARENT": str(os.getpid()),  # the worker ends when this process does
     }
     if app.config.get("QUEUE_URL"):
         env["QC_QUEUE_URL"] = app.config["QUEUE_URL"]

@@ -6,6 +6,10 @@ PostgreSQL and data folder. At start-up, jobs left running by a dead worker are 
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import threading
+import time
 
 import click
 from flask import Flask
@@ -33,8 +37,19 @@ def run_worker(app: Flask) -> None:
         workers=1,  # one job per process: progress hooks and torch threads are process-wide
         periodic=False, max_delay=MAX_POLL_S, worker_type="thread",
     )
+    parent = os.environ.get("QC_WORKER_PARENT")
+    if parent and parent.isdigit():
+        threading.Thread(target=_end_with_parent, args=(int(parent),), daemon=True).start()
     log.info("training worker %s waiting for jobs", store.worker_id())
     consumer.run()
+
+
+def _end_with_parent(pid: int) -> None:
+    """A worker started by `qc serve`/`qc demo` stops when that process is gone (even killed)."""
+    while os.getppid() == pid:
+        time.sleep(1.0)
+    log.warning("parent process %d is gone: stopping", pid)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 @click.command()

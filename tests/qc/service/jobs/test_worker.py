@@ -3,6 +3,7 @@ the next worker's start-up) and a retry succeeds."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import signal
@@ -66,3 +67,37 @@ def test_kill_9_mid_job_fails_it_with_log_and_retry_succeeds(app, client, plant,
     finally:
         worker.kill()
         worker.wait(10)
+
+
+def children(pid: int) -> list[int]:
+    """Processes whose parent is pid (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_serve_starts_a_worker_that_ends_with_it(tmp_path):
+    from tests.edge.processes import ServiceProcess
+
+    service = ServiceProcess(tmp_path)
+    service.serve_args = []  # the single-box default: a worker beside the service
+    service.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not children(service.proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        (worker,) = children(service.proc.pid)
+    finally:
+        service.kill()  # SIGKILL: no atexit clean-up runs
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{worker}").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(worker, os.WNOHANG)
+    assert not Path(f"/proc/{worker}").exists(), "the worker outlived its service"
