@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.stats_latency
 	$(BIN)/python -m bench.edge_latency
+	$(BIN)/python -m bench.training_jobs
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
