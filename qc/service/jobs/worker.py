@@ -22,9 +22,9 @@ from qc.service.jobs.queue import make_queue
 
 log = logging.getLogger(__name__)
 
-# Why 2 s: a job waits at most this long before a worker picks it up, and an idle worker
-# costs one cheap query per period.
-MAX_POLL_S = 2.0
+# Why 1 s: a job waits at most this long before a worker picks it up, and an idle worker
+# costs one cheap query per second.
+MAX_POLL_S = 1.0
 
 
 def run_worker(app: Flask) -> None:

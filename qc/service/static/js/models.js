@@ -8,7 +8,7 @@
   if (compare) comparePage(compare);
 
   function modelsPage(box) {
-    var rows = document.getElementById("jobs"), timer = null;
+    var rows = document.getElementById("jobs"), timer = null, watching = {};
 
     function eta(seconds) {
       if (seconds === null || seconds === undefined) return "–";
@@ -39,7 +39,7 @@
         var bar = document.createElement("progress");
         bar.max = 1; bar.value = job.progress;
         bar.setAttribute("aria-label", "job " + job.id + " progress");
-        var td = cell(""); td.appendChild(bar);
+        var td = cell(""); td.className = "progress"; td.appendChild(bar);
         td.appendChild(document.createTextNode(" " + Math.round(job.progress * 100) + " %"));
         tr.appendChild(td);
         tr.appendChild(cell(job.error ? job.stage + ": " + job.error : job.stage || ""));
@@ -65,6 +65,10 @@
         rows.appendChild(tr);
       });
       var busy = jobs.some(function (j) { return j.state === "queued" || j.state === "running"; });
+      var finished = jobs.some(function (j) { return watching[j.id] && j.state === "succeeded"; });
+      watching = {};
+      jobs.forEach(function (j) { if (j.state === "queued" || j.state === "running") watching[j.id] = true; });
+      if (finished) { location.reload(); return; }  // the new version joins the table below
       clearTimeout(timer);
       timer = setTimeout(refresh, busy ? 1500 : 10000);
     }

@@ -120,3 +120,36 @@ def test_only_engineers_start_cancel_retry(client, plant, queue, dataset_zip, ro
         assert client.post(url, headers=plant.auth(role)).status_code == 403
     read = client.get(f"/api/v1/training-jobs/{job['id']}", headers=plant.auth(role))
     assert read.status_code == (200 if role == "manager" else 403)
+
+
+def test_running_job_of_a_silent_worker_is_failed_when_read(app, client, plant, queue,
+                                                            dataset_zip):
+    from datetime import timedelta
+
+    from qc.db.models import utcnow
+
+    job = start(client, plant, data=dataset_zip).get_json()
+    with app.app_context():
+        db = get_session()
+        assert store.claim(db, job["id"])
+        row = store.get_job(db, job["id"])
+        row.worker = "another-host:123"  # not this host: only the heartbeat can tell
+        row.heartbeat_at = utcnow() - store.STALE_AFTER - timedelta(seconds=1)
+        db.commit()
+        assert store.recover(db) == [job["id"]]
+    body = client.get(f"/api/v1/training-jobs/{job['id']}", headers=plant.auth("engineer"))
+    assert body.get_json()["state"] == "failed"
+    assert "worker stopped" in body.get_json()["error"]
+
+
+def test_running_job_with_a_recent_heartbeat_is_left_alone(app, client, plant, queue,
+                                                          dataset_zip):
+    job = start(client, plant, data=dataset_zip).get_json()
+    with app.app_context():
+        db = get_session()
+        assert store.claim(db, job["id"])
+        store.get_job(db, job["id"]).worker = "another-host:123"
+        db.commit()
+        assert store.recover(db) == []
+    body = client.get(f"/api/v1/training-jobs/{job['id']}", headers=plant.auth("engineer"))
+    assert body.get_json()["state"] == "running"

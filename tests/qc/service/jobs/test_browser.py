@@ -99,6 +99,9 @@ def test_operator_teaches_then_engineer_trains_compares_and_activates(plant, pag
     page.screenshot(path=str(shots / "models-progress.png"), full_page=True)
     expect(row).to_have_attribute("data-state", "succeeded", timeout=JOB_S)
     expect(row.locator("progress")).to_have_attribute("value", "1")
+    versions = page.get_by_role("table", name="Model versions")
+    expect(versions).to_contain_text(f"{NEW_PRODUCT}-")  # the page reloaded with the new version
+    expect(row).to_have_attribute("data-state", "succeeded")
     page.screenshot(path=str(shots / "models.png"), full_page=True)
 
     row.get_by_role("link", name="Compare and activate").click()
