@@ -99,7 +99,7 @@ def test_db_commands(run, app, client, plant):
 def test_serve_runs_the_app(run, app, monkeypatch):
     calls = {}
     monkeypatch.setattr(app, "run", lambda **kw: calls.update(kw))
-    run(commands.serve, "--port", "8123")
+    run(commands.serve, "--port", "8123", "--no-worker")  # the worker: jobs/test_worker_command
     assert calls["port"] == 8123 and calls["host"] == "127.0.0.1"
 
 
