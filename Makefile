@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.report_latency
 	$(BIN)/python -m bench.edge_latency
 	$(BIN)/python -m bench.hostile_images
+	$(BIN)/python -m bench.training_jobs
 
 # Train the defaults on every real data set and inspect the held-out parts (docs/benchmarks.md).
 bench-accuracy: $(STAMP)

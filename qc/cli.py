@@ -24,6 +24,7 @@ COMMANDS = {
     "db": ("qc.service.commands", "db", "service"),
     "keys": ("qc.reports.commands", "keys", "service"),
     "report": ("qc.reports.commands", "report", "service"),
+    "worker": ("qc.service.jobs.worker", "worker", "service,train"),
 }
 
 

@@ -243,3 +243,54 @@ class InspectionCount(Base):
     verdict: Mapped[str] = mapped_column(String(8), primary_key=True)
     defect_type: Mapped[str] = mapped_column(String(64), primary_key=True)  # "" if none
     count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+
+
+class TrainingJob(Base):
+    """A training run started from the browser or the API, executed by `qc worker`.
+
+    The web side reads the state from here (never from the queue); the worker writes progress,
+    stage, log and a heartbeat while it trains.
+    """
+
+    __tablename__ = "training_jobs"
+    __table_args__ = (Index("ix_training_jobs_product_state", "product_id", "state"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    options: Mapped[dict] = mapped_column(JSON)  # mode, size, ... as given to TrainConfig
+    dataset_path: Mapped[str | None] = mapped_column(String(255))  # uploaded zip, DATA_DIR-relative
+    progress: Mapped[float] = mapped_column(Float, default=0.0)  # 0..1
+    stage: Mapped[str | None] = mapped_column(String(128))
+    eta_s: Mapped[float | None] = mapped_column(Float)
+    log: Mapped[str] = mapped_column(Text, default="")
+    error: Mapped[str | None] = mapped_column(Text)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    worker: Mapped[str | None] = mapped_column(String(128))  # host:pid running it
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    report_path: Mapped[str | None] = mapped_column(String(255))  # DATA_DIR-relative
+    retry_of: Mapped[int | None] = mapped_column(Integer)
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    product: Mapped[Product] = relationship(foreign_keys=[product_id])
+    model_version: Mapped[ModelVersion | None] = relationship(foreign_keys=[model_version_id])
+
+
+class TaughtPhoto(Base):
+    """A photo an operator captured in teach mode: a training image, not an inspection."""
+
+    __tablename__ = "taught_photos"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
+    label: Mapped[str] = mapped_column(String(64))  # "good" or a defect type
+    image_path: Mapped[str] = mapped_column(String(255))  # DATA_DIR-relative
+    taught_by: Mapped[str | None] = mapped_column(String(64))
+    taught_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -36,6 +36,7 @@ from qc.service.ingest import (
     server_row,
     touch_station,
 )
+from qc.service.jobs import api as jobs_api
 from qc.service.openapi import declare
 from qc.service.queries import (
     file_url,
@@ -364,4 +365,5 @@ def dataset() -> Any:
 
 
 documents.register(bp)  # before catalog: the role test rotates user keys last
+jobs_api.register(bp)
 catalog.register(bp)

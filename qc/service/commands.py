@@ -21,15 +21,22 @@ log = logging.getLogger(__name__)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--threads", default=8, show_default=True, type=int, help="Requests at once.")
+@click.option("--no-worker", is_flag=True, help="Do not start a training worker beside it.")
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int, threads: int) -> None:
-    """Run the service with a production WSGI server (gunicorn; waitress on Windows)."""
+def serve(ctx: click.Context, host: str, port: int, threads: int, no_worker: bool) -> None:
+    """Run the service with a production WSGI server (gunicorn; waitress on Windows), and a
+    training worker beside it (`--no-worker`: run `qc worker` elsewhere)."""
     from qc.service import create_app
     from qc.service.server import serve as run_server
 
     given = (ctx.find_object(dict) or {}).get("app")  # tests pass their app
+    app = given or app_from_context(ctx)  # settings and migrations first
+    if not no_worker:
+        from qc.service.jobs.child import start_local_worker
+
+        start_local_worker(app)
     if given is None:
-        app_from_context(ctx).extensions["qc.db"].dispose()  # settings and migrations first
+        app.extensions["qc.db"].dispose()
     click.echo(f"qc service on http://{host}:{port}/", err=True)
     run_server(lambda: given or create_app(), host, port, threads)
 
@@ -43,8 +50,9 @@ def serve(ctx: click.Context, host: str, port: int, threads: int) -> None:
               help="A flange model to use instead of training one on the sample images.")
 @click.option("--reset", is_flag=True, help="Start over with fresh data (keeps the model).")
 @click.option("--no-serve", is_flag=True, help="Prepare the demo and exit.")
+@click.option("--no-worker", is_flag=True, help="Do not start a training worker beside it.")
 def demo(host: str, port: int, instance: Path | None, model: Path | None, reset: bool,
-         no_serve: bool) -> None:
+         no_serve: bool, no_worker: bool) -> None:
     """Start a demo plant on SQLite: the sample model, demo users and 30 days of history."""
     import os
     import time
@@ -62,6 +70,10 @@ def demo(host: str, port: int, instance: Path | None, model: Path | None, reset:
     if not no_serve:
         from qc.service.server import serve as run_server
 
+        if not no_worker:
+            from qc.service.jobs.child import start_local_worker
+
+            start_local_worker(app)
         app.extensions["qc.db"].dispose()
         del app  # each worker builds its own (after the fork)
         run_server(lambda: plant.demo_app(instance), host, port)

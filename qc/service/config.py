@@ -61,6 +61,8 @@ def from_env(instance_path: str) -> dict[str, Any]:
         "RETENTION_EVERY_HOURS": float(_env("QC_RETENTION_EVERY_HOURS", "24")),
         # Why 5 minutes: start-up (migrations, first requests, the other workers) settles first.
         "RETENTION_FIRST_DELAY_S": 300.0,
+        # Training jobs' queue (Huey): default the qc database; on SQLite a file beside it.
+        "QUEUE_URL": _env("QC_QUEUE_URL"),
         "TIMEZONE": _env("QC_TIMEZONE", "UTC"),
         "SHIFTS": _env("QC_SHIFTS", "6,14,22"),
         "INFERENCE_THREADS": int(_env("QC_INFERENCE_THREADS", "0")) or None,

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from qc.db.models import Inspection, ModelVersion, Product, Station, User, utcnow
 from qc.service import registry
 from qc.service.ingest import record
+from qc.service.jobs.demo import add_training_story
 from qc.service.queries import set_flag
 from qc.service.storage import Storage
 
@@ -311,6 +312,7 @@ def prepare(
             return app, done
         model = model or ensure_model(instance / "cache", samples)
         version, stations = create_catalog(db, get_storage(), model)
+        done["taught"] = add_training_story(db, get_storage(), version, samples)
         start = time.perf_counter()
         done["seeded"] = seed_history(db, version, stations, ZoneInfo(app.config["TIMEZONE"]), plan)
         db.commit()
@@ -327,7 +329,7 @@ def prepare(
 def banner(url: str, done: dict, instance: Path, seconds: float) -> str:
     """What `qc demo` prints: the URL, the demo log-ins and where the data lives."""
     pages = {"operator": "/station", "manager": "/dashboard",
-             "engineer": "/station, /dashboard, /review", "admin": "everything"}
+             "engineer": "/station, /dashboard, /review, /models", "admin": "everything"}
     if done.get("seeded"):
         news = f"seeded {done['seeded']:,} inspections and {done.get('live', 0)} live ones"
     else:

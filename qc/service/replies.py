@@ -186,3 +186,48 @@ class Stats(Reply):
     p_chart: dict[str, Any]
     pareto: list[Any]
     savings: dict[str, Any]
+
+
+class TrainingJobOut(Reply):
+    """A training job (qc/service/jobs/)."""
+
+    id: int
+    product: str
+    state: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    progress: float = Field(ge=0, le=1)
+    stage: str | None
+    eta_s: float | None = Field(description="seconds left (running jobs)")
+    options: dict
+    model_id: int | None
+    model_version: str | None
+    report_url: str | None
+    error: str | None
+    retry_of: int | None
+    created_by: str | None
+    log: str | None = Field(None, description="GET /training-jobs/{job_id} only: the log's tail")
+
+
+class TrainingJobList(Reply):
+    """Newest first."""
+
+    items: list[TrainingJobOut]
+
+
+class ModelComparison(Reply):
+    """A model against the product's active one on its latest reviewed results."""
+
+    units: int
+    candidate: dict
+    active: dict | None
+    disagreement_count: int
+    disagreements: list
+
+
+class TaughtCounts(Reply):
+    """Photos taught for a product and what training needs."""
+
+    product: str
+    good: int
+    defect: int
+    defect_types: dict
+    need: dict | None

@@ -175,6 +175,34 @@ class ModelForm(BaseModel):
     activate: Literal["true", "false", "1", "0", "yes", "no", "on", "off", ""] | None = None
 
 
+class TrainingJobForm(BaseModel):
+    """POST /training-jobs (multipart/form-data): train a product's model on the server."""
+
+    product: str
+    mode: str | None = Field(None, description="one of `qc train --mode`; default: its default")
+    size: str | None = Field(None, description="320 or WxH; default: the photos' aspect ratio")
+    epochs: str | None = Field(None, description="integer 1..1000")
+    views: str | None = Field(None, description="integer 1..16 (supervised)")
+    folds: str | None = Field(None, description="integer 2..20 (supervised)")
+    max_minutes: str | None = Field(None, description="number 0..1440")
+    seed: str | None = Field(None, description="integer")
+    dataset: bytes | None = Field(None, description="zip in the qc train layout; default: the "
+                                  "product's reviewed results and taught photos")
+
+
+class TeachForm(BaseModel):
+    """POST /products/NAME/taught-photos (multipart/form-data): a training photo."""
+
+    image: bytes
+    label: str = Field(description="good, or the defect type")
+
+
+class CompareQuery(BaseModel):
+    """How many of the product's latest reviewed results to compare on."""
+
+    last: Annotated[int, Field(ge=1, le=1000)] | None = 100
+
+
 class FilterQuery(BaseModel):
     """Which inspections: every filter is optional."""
 

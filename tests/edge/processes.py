@@ -42,6 +42,7 @@ class ServiceProcess:
         }
         self.proc: subprocess.Popen | None = None
         self.starts = 0
+        self.serve_args = ["--no-worker"]  # no training worker unless a test asks for one
 
     def qc(self, *args: str) -> str:
         """Run a `qc` CLI command against this service's database; returns its stdout."""
@@ -64,7 +65,7 @@ class ServiceProcess:
         log = open(self.root / f"serve-{self.starts}.log", "wb")  # noqa: SIM115 - child owns it
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "qc.cli", "serve", "--host", "127.0.0.1",
-             "--port", str(self.port)],
+             "--port", str(self.port), *self.serve_args],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )
         log.close()

@@ -10,8 +10,8 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Register the station, dashboard, review and reports blueprints."""
-    from qc.service.pages import dashboard, reports, review, station
+    """Register the station, dashboard, review, reports and models blueprints."""
+    from qc.service.pages import dashboard, models, reports, review, station
 
-    for module in (station, dashboard, review, reports):
+    for module in (station, dashboard, review, reports, models):
         module.init_app(app)

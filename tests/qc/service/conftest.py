@@ -25,8 +25,9 @@ from tests.support.postgres import require_postgres
 from tests.support.tiny_model import make_tiny_model
 
 ROLES = ("operator", "manager", "engineer", "admin")
-TABLES = ("inspection_counts", "station_products", "inspections", "model_activations",
-          "model_versions", "products", "stations", "users")
+TABLES = ("inspection_counts", "station_products", "inspections", "training_jobs",
+          "taught_photos", "model_activations", "model_versions", "products", "stations",
+          "users")
 
 
 @pytest.fixture(scope="session")

@@ -47,11 +47,20 @@ EXPECTED = {
     "api.create_user": set(),
     "api.update_user": set(),
     "api.issue_user_key": set(),
+    "api.start_training_job": {"engineer"},
+    "api.list_training_jobs": {"manager", "engineer"},
+    "api.get_training_job": {"manager", "engineer"},
+    "api.cancel_training_job": {"engineer"},
+    "api.retry_training_job": {"engineer"},
+    "api.training_job_report": {"manager", "engineer"},
+    "api.compare_model": {"engineer"},
+    "api.teach_photo": {"operator", "engineer"},
+    "api.taught_photos": {"operator", "engineer"},
 }
 PUBLIC = {"api.health", "api.openapi_spec"}
 PRINCIPALS = (STATION, "operator", "manager", "engineer", "admin")
 SAMPLE = {"inspection_id": str(uuid.uuid4()), "kind": "image", "name": "widget", "model_id": "1",
-          "username": "operator", "lot": "L1"}
+          "username": "operator", "lot": "L1", "job_id": "1"}
 
 
 def _api_routes(app):

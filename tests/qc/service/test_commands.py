@@ -106,7 +106,7 @@ def test_serve_runs_the_app_under_gunicorn(run, app, monkeypatch):
         calls["app"] = self.load()
 
     monkeypatch.setattr(BaseApplication, "run", fake_run)
-    run(commands.serve, "--port", "8123")
+    run(commands.serve, "--port", "8123", "--no-worker")  # the worker: jobs/test_worker_command
     assert calls == {"bind": ["127.0.0.1:8123"], "worker_class": "gthread", "app": app}
 
 
