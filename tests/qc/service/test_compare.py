@@ -27,12 +27,16 @@ def reviewed(client, plant, value: int, label: str | None) -> str:
 
 
 def strict_model(path: Path) -> Path:
-    """The tiny model with score = brightness + 0.2: mid-grey parts fail with it."""
+    """The tiny model with score = min(brightness + 0.2, 1): mid-grey parts fail with it (and
+    its scores stay in 0..1, as model uploads check)."""
     make_tiny_model(path, version="tiny-strict")
     model = onnx.load(str(path))
     node = next(n for n in model.graph.node if n.output == ["score"])
     model.graph.initializer.append(numpy_helper.from_array(np.array(0.2, np.float32), "c02"))
-    node.CopyFrom(helper.make_node("Add", ["raw_score", "c02"], ["score"]))
+    model.graph.initializer.append(numpy_helper.from_array(np.array(1.0, np.float32), "c1"))
+    node.CopyFrom(helper.make_node("Add", ["raw_score", "c02"], ["shifted"]))
+    at = list(model.graph.node).index(node) + 1
+    model.graph.node.insert(at, helper.make_node("Min", ["shifted", "c1"], ["score"]))
     onnx.save(model, str(path))
     return path
 

@@ -30,7 +30,9 @@ def test_local_worker_is_skipped_without_torch(app, monkeypatch, caplog):
 def test_serve_starts_a_worker_unless_no_worker(app, monkeypatch):
     started = []
     monkeypatch.setattr(child, "start_local_worker", lambda a: started.append(a))
-    monkeypatch.setattr(type(app), "run", lambda self, **kw: None)
+    from qc.service import server
+
+    monkeypatch.setattr(server, "serve", lambda make_app, host, port, threads=8: None)
     runner = CliRunner()
     assert runner.invoke(cli, ["serve", "--no-worker"], obj={"app": app}).exit_code == 0
     assert started == []
