@@ -101,3 +101,31 @@ def test_train_cli_warns_when_many_good_parts_would_be_rejected(monkeypatch, tin
     assert "threshold is capped (--max-frr)" in result.output
     assert "catch 100% of defects -> reject 40.0% of good parts" in result.output
     assert "--mode supervised" in result.output
+
+
+def test_report_explains_auto_choice_and_capped_threshold(trained_model, tiny_dataset, tmp_path):
+    """The HTML report says why auto mode chose the model and what a capped threshold costs."""
+    import dataclasses
+
+    from training.evaluate import evaluate
+    from training.report import write_report
+
+    ev = evaluate(trained_model.path, tiny_dataset)
+    model = dict(ev.model)
+    model["training"] = {**model["training"], "auto": {
+        "chosen": "supervised", "reason": "supervised ranks validation images better",
+        "auroc": {"supervised": 0.99, "anomaly": 0.9}, "n_images": 40, "n_defect": 12}}
+    model["metrics"] = {**model["metrics"], "threshold": {
+        "method": "max_frr", "target": 0.99, "recall": 0.8, "false_reject_rate": 0.1},
+        "trade_off": [{"recall": 1.0, "false_reject_rate": 0.4}]}
+    paths = write_report(dataclasses.replace(ev, model=model), tmp_path / "r",
+                         trained_model.path)
+    html = (tmp_path / "r" / "report.html").read_text()
+    assert "supervised ranks validation images better (40 validation images" in html
+    assert "capped at\n10.0 % false rejects (recall 80.0 %)" in html
+    assert "catch 100 % → reject 40.0 %" in html
+    write_report(ev, tmp_path / "p", trained_model.path)  # the model as trained
+    capped = ev.model["metrics"]["threshold"]["method"] == "max_frr"
+    assert ("Operating point" in (tmp_path / "p" / "report.html").read_text()) == capped
+    assert "--mode auto" not in (tmp_path / "p" / "report.html").read_text()
+    assert paths["html"].endswith("report.html")
