@@ -14,6 +14,7 @@ import torch
 import qc
 from qc.imaging import Preprocessing
 from qc.modelpack import ModelInfo
+from training.data import auto_size
 
 
 @dataclass
@@ -52,8 +53,6 @@ class TrainConfig:
         """This config with its input size fixed: the given one, or the images' (auto)."""
         if self.size is not None:
             return replace(self, size=tuple(self.size))
-        from training.data import auto_size
-
         return replace(self, size=auto_size(samples))
 
     @property
